@@ -1,0 +1,2 @@
+//! The piwheels wire protocol: CBOR encoding and the message sets of every
+//! socket. (Filled in by the protocol work.)
