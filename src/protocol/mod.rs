@@ -1,5 +1,5 @@
 //! The piwheels wire protocol, byte for byte compatible with piwheels 0.23
-//! peers: CBOR encoding and the message sets of the sockets. Sans-IO: nothing here touches a socket.
+//! peers: CBOR encoding and the message sets of every socket. Sans-IO: nothing here touches a socket.
 //!
 //! Layers, bottom up:
 //! - [`value`] and [`cbor`]: the data model and a hand-written codec for
@@ -13,7 +13,7 @@
 //! - Typed message enums for the external protocols, all implementing
 //!   [`WireMessage`]: [`slave`] (`slave_driver`), [`import`] (`mr_chase`),
 //!   [`control`] (`master_control`), [`status`] (`monitor_stats`) and
-//!   [`log`] (`lumberjack`).
+//!   [`log`] (`lumberjack`). [`internal`] has the tables of the rest.
 //!
 //! Invariants:
 //! - Decoding never panics, on any input, at any layer; every failure is a
@@ -29,6 +29,7 @@ pub mod control;
 pub mod convert;
 pub mod error;
 pub mod import;
+pub mod internal;
 pub mod log;
 pub mod message;
 pub mod records;
@@ -52,6 +53,31 @@ pub use schema::{Direction, Message, Protocol, Schema};
 pub use slave::{BuildResult, SlaveReply, SlaveRequest};
 pub use status::{SlaveStatus, StatusMessage};
 pub use value::{TimeDelta, Value};
+
+/// Every CBOR protocol of piwheels 0.23, external and internal.
+pub static PROTOCOLS: &[&Protocol] = &[
+    &slave::SLAVE_DRIVER,
+    &import::MR_CHASE,
+    &control::MASTER_CONTROL,
+    &status::MONITOR_STATS,
+    &log::LUMBERJACK,
+    &internal::TASK_CONTROL,
+    &internal::SLAVE_DRIVER_CONTROL,
+    &internal::BIG_BROTHER_CONTROL,
+    &internal::BIG_BROTHER,
+    &internal::THE_SCRIBE,
+    &internal::THE_ARCHITECT,
+    &internal::CLOUD_GAZER,
+    &internal::FILE_JUGGLER_FILES,
+    &internal::FILE_JUGGLER_FS,
+    &internal::THE_ORACLE,
+    &internal::SENSE_STICK,
+];
+
+/// Looks a protocol up by piwheels' name for it (e.g. `"slave_driver"`).
+pub fn protocol(name: &str) -> Option<&'static Protocol> {
+    PROTOCOLS.iter().copied().find(|p| p.name == name)
+}
 
 #[cfg(test)]
 pub(crate) mod test_support {
@@ -77,5 +103,27 @@ pub(crate) mod test_support {
         {
             assert_eq!(other.unwrap_err().kind(), DecodeErrorKind::UnknownMessage);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry() {
+        assert_eq!(PROTOCOLS.len(), 16);
+        for p in PROTOCOLS {
+            assert_eq!(protocol(p.name).map(|q| q.name), Some(p.name));
+            // No duplicate names within a direction.
+            for dir in [Direction::ToMaster, Direction::FromMaster] {
+                let names: Vec<_> = p.messages(dir).iter().map(|(n, _)| *n).collect();
+                let mut sorted = names.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                assert_eq!(sorted.len(), names.len(), "{}", p.name);
+            }
+        }
+        assert!(protocol("nope").is_none());
     }
 }
