@@ -1,5 +1,6 @@
 //! The piwheels wire protocol, byte for byte compatible with piwheels 0.23
-//! peers: CBOR encoding and the message sets of every socket. Sans-IO: nothing here touches a socket.
+//! peers: CBOR encoding, the message sets of every socket, ROUTER envelopes
+//! and the raw file-transfer frames. Sans-IO: nothing here touches a socket.
 //!
 //! Layers, bottom up:
 //! - [`value`] and [`cbor`]: the data model and a hand-written codec for
@@ -14,6 +15,8 @@
 //!   [`WireMessage`]: [`slave`] (`slave_driver`), [`import`] (`mr_chase`),
 //!   [`control`] (`master_control`), [`status`] (`monitor_stats`) and
 //!   [`log`] (`lumberjack`). [`internal`] has the tables of the rest.
+//! - [`router`] (REQ envelopes on ROUTER sockets) and
+//!   [`file`](mod@file) (the file queue's raw frames).
 //!
 //! Invariants:
 //! - Decoding never panics, on any input, at any layer; every failure is a
@@ -22,17 +25,20 @@
 //! - Decoding is linear in the input, allocates in proportion to the input
 //!   (never to a declared length) and limits nesting to [`cbor::MAX_DEPTH`].
 //! - Where piwheels crashes on hostile input (unhashable names, bad tag
-//!   contents, deep nesting, invalid UTF-8) we return an ordinary error.
+//!   contents, deep nesting, invalid UTF-8, missing file-transfer frames)
+//!   we return an ordinary error.
 
 pub mod cbor;
 pub mod control;
 pub mod convert;
 pub mod error;
+pub mod file;
 pub mod import;
 pub mod internal;
 pub mod log;
 pub mod message;
 pub mod records;
+pub mod router;
 pub mod schema;
 pub mod slave;
 pub mod status;
@@ -42,6 +48,7 @@ pub mod value;
 pub use control::ControlMessage;
 pub use convert::FieldError;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
+pub use file::{FileFrameError, MasterFrame, PeerFrame};
 pub use import::{ImportReply, ImportRequest, RebuildPart};
 pub use log::LogMessage;
 pub use message::WireMessage;
@@ -49,6 +56,7 @@ pub use records::{
     BuildState, ClientInfo, DownloadState, FileState, MasterHello, MasterStats, PageHit, Record,
     SearchState, SlaveHello, SlaveStats,
 };
+pub use router::{RouterRequest, parse_router_frames, router_frames};
 pub use schema::{Direction, Message, Protocol, Schema};
 pub use slave::{BuildResult, SlaveReply, SlaveRequest};
 pub use status::{SlaveStatus, StatusMessage};
