@@ -24,9 +24,12 @@
 //!   six receive errors and whose `Display` is piwheels' text.
 //! - Decoding is linear in the input, allocates in proportion to the input
 //!   (never to a declared length) and limits nesting to [`cbor::MAX_DEPTH`].
+//! - Every message piwheels 0.23 can send decodes, and re-encoding it gives
+//!   piwheels' bytes exactly (tests/wire_vectors.rs checks all of them).
 //! - Where piwheels crashes on hostile input (unhashable names, bad tag
 //!   contents, deep nesting, invalid UTF-8, missing file-transfer frames)
-//!   we return an ordinary error.
+//!   we return an ordinary error; the mapping is documented in
+//!   tests/wire_vectors.rs.
 
 pub mod cbor;
 pub mod control;
