@@ -385,3 +385,52 @@ fn router_envelopes_of_any_shape() {
         assert_eq!(r.is_ok(), n == 3, "{n} frames");
     }
 }
+
+#[test]
+fn typed_conversion_survives_unvalidated_values() {
+    // from_message must never panic, even on data that never went through
+    // the schema: feed every name of every typed protocol with values taken
+    // from (mutated) vectors.
+    fn try_all<M: WireMessage>(name: &str, data: &Option<Value>) {
+        let msg = piwheels::protocol::Message {
+            name: name.to_owned(),
+            data: data.clone(),
+        };
+        if let Err(e) = M::from_message(&msg) {
+            assert!(!e.to_string().is_empty());
+        }
+    }
+    let root = load();
+    let mut rng = Rng(0xda7a);
+    let mut values = vec![None, Some(Value::Null), Some(Value::Array(vec![]))];
+    for input in all_inputs(&root) {
+        for _ in 0..5 {
+            if let Ok(v) = cbor::decode(&mutate(&mut rng, &input)) {
+                // The data position of [name, data], or the whole value.
+                if let Value::Array(a) = &v
+                    && a.len() == 2
+                {
+                    values.push(Some(a[1].clone()));
+                }
+                values.push(Some(v));
+            }
+        }
+    }
+    let names: Vec<&str> = PROTOCOLS
+        .iter()
+        .flat_map(|p| p.recv.iter().chain(p.send.iter()).map(|(n, _)| *n))
+        .chain(["", "bye", "NOPE"])
+        .collect();
+    for data in &values {
+        for name in &names {
+            try_all::<SlaveRequest>(name, data);
+            try_all::<SlaveReply>(name, data);
+            try_all::<ImportRequest>(name, data);
+            try_all::<ImportReply>(name, data);
+            try_all::<ControlMessage>(name, data);
+            try_all::<StatusMessage>(name, data);
+            try_all::<LogMessage>(name, data);
+        }
+    }
+    assert!(values.len() > 100);
+}
