@@ -54,6 +54,17 @@ const EXPECTED_TYPED: usize = 83;
 
 use DecodeErrorKind::*;
 
+/// Inputs piwheels handles and we deliberately refuse differently: a
+/// top-level map (or set) is unpacked by cbor2 into its keys, so piwheels
+/// reads `{"KILL": 0, null: 1}` as "KILL null" and kills every slave. No
+/// peer sends that shape; we call it a structure error.
+/// (Ids are unique within each list of the file, so there is one table per
+/// list.)
+const DELIBERATE_NEGATIVE: &[(&str, DecodeErrorKind)] =
+    &[("slave_driver/to_master/IDLE/8", InvalidStructure)];
+const DELIBERATE_DECODE_ONLY: &[(&str, DecodeErrorKind)] =
+    &[("master_control/to_master/KILL/1", InvalidStructure)];
+
 /// The kind we give each input that crashes piwheels (see the table above).
 const UNCAUGHT: &[(&str, DecodeErrorKind)] = &[
     ("master_control/to_master/KILL/5", InvalidData),
@@ -331,6 +342,10 @@ fn negative_vectors_are_rejected_alike() {
             Ok(m) => panic!("{id}: accepted as {m:?}"),
             Err(e) => e,
         };
+        if let Some((_, kind)) = DELIBERATE_NEGATIVE.iter().find(|(d, _)| *d == id) {
+            assert_eq!(err.kind(), *kind, "{id}: {err}");
+            continue;
+        }
         let expected = match s(v, "error_kind") {
             "uncaught" => {
                 let (_, kind) = UNCAUGHT
@@ -380,6 +395,11 @@ fn decode_only_vectors() {
         let proto = protocol(s(v, "protocol")).unwrap_or_else(|| panic!("{id}: no protocol"));
         let dir = direction(v);
         let bytes = hex(s(v, "hex"));
+        if let Some((_, kind)) = DELIBERATE_DECODE_ONLY.iter().find(|(d, _)| *d == id) {
+            let err = proto.decode(dir, &bytes).expect_err(id);
+            assert_eq!(err.kind(), *kind, "{id}: {err}");
+            continue;
+        }
         let msg = proto
             .decode(dir, &bytes)
             .unwrap_or_else(|e| panic!("{id}: {e} ({:?})", e.detail()));

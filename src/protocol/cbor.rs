@@ -34,6 +34,13 @@ use super::value::{MapBuilder, Value, dedup_set};
 /// deepest real message (the PROJDATA reply) nests about eight levels.
 pub const MAX_DEPTH: usize = 64;
 
+/// Most items (of any kind, nested ones included) one payload may hold. A
+/// decoded item costs tens of bytes while its encoding can be one byte, so
+/// without a cap a 64 MiB frame of tiny items would cost gigabytes. No
+/// message a piwheels peer sends on an external socket comes near this
+/// (a `BUILT` is a few hundred items; its build log is one).
+pub const MAX_ITEMS: usize = 100_000;
+
 /// Why some bytes are not a CBOR item piwheels could have sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CborError {
@@ -56,6 +63,8 @@ pub enum CborErrorKind {
     InvalidUtf8,
     /// Nested deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// More than [`MAX_ITEMS`] items.
+    TooManyItems,
     /// A tag piwheels understands, with content it cannot turn into a value.
     BadTagContent(u64, &'static str),
     /// The input starts with a lone break byte (0xff). cbor2 returns its
@@ -76,6 +85,9 @@ impl fmt::Display for CborError {
             CborErrorKind::BadTagContent(tag, why) => {
                 write!(f, "tag {tag}: {why} at byte {}", self.offset)
             }
+            CborErrorKind::TooManyItems => {
+                write!(f, "more than {MAX_ITEMS} items at byte {}", self.offset)
+            }
             CborErrorKind::LoneBreak => f.write_str("lone break byte"),
         }
     }
@@ -91,7 +103,12 @@ pub fn decode(buf: &[u8]) -> Result<Value> {
             kind: CborErrorKind::LoneBreak,
         });
     }
-    Decoder { buf, pos: 0 }.item(0)
+    Decoder {
+        buf,
+        pos: 0,
+        items: 0,
+    }
+    .item(0)
 }
 
 enum Len {
@@ -102,6 +119,8 @@ enum Len {
 struct Decoder<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Items decoded so far, against [`MAX_ITEMS`].
+    items: usize,
 }
 
 type Result<T> = std::result::Result<T, CborError>;
@@ -166,6 +185,10 @@ impl<'a> Decoder<'a> {
         let at = self.pos;
         if depth > MAX_DEPTH {
             return self.err(at, CborErrorKind::TooDeep);
+        }
+        self.items += 1;
+        if self.items > MAX_ITEMS {
+            return self.err(at, CborErrorKind::TooManyItems);
         }
         let (major, ai, len) = self.head()?;
         let value = match major {

@@ -64,8 +64,11 @@ pub(crate) fn unframe(buf: &[u8]) -> Result<Envelope, DecodeError> {
     let pair = match value {
         Value::Text(s) => return Ok(Envelope::Bare(s)),
         Value::Array(a) => two(a),
-        Value::Map(m) => two(m.into_iter().map(|(k, _)| k)),
-        Value::Set(s) => two(s),
+        // cbor2 would unpack a 2-entry map or set into its two keys, so
+        // piwheels reads {"KILL": 0, null: 1} as "KILL null" (kill every
+        // slave). No peer sends that shape; we refuse it rather than act on
+        // it (and a set's order is arbitrary anyway).
+        Value::Map(_) | Value::Set(_) => None,
         Value::Bytes(b) => two(b.into_iter().map(|x| Value::Int(i128::from(x)))),
         _ => None,
     };
@@ -171,17 +174,18 @@ mod tests {
     fn unpacks_like_python() {
         assert!(matches!(unframe(b"\x63BYE"), Ok(Envelope::Bare(s)) if s == "BYE"));
         assert_eq!(pair(b"\x82\x63BYE\xf6"), (Value::text("BYE"), Value::Null));
-        // Two-entry map: its keys.
+        // Two-entry map: cbor2 would give its keys ("KILL null", kill every
+        // slave); we refuse the shape.
         assert_eq!(
-            pair(b"\xa2\x64KILL\x00\xf6\x01"),
-            (Value::text("KILL"), Value::Null)
+            kind(b"\xa2\x64KILL\x00\xf6\x01"),
+            Err(DecodeErrorKind::InvalidStructure)
         );
         // Two-byte byte string: two ints.
         assert_eq!(pair(b"\x42OK"), (Value::Int(79), Value::Int(75)));
-        // Two-element set.
+        // Two-element set: refused too (its order is arbitrary).
         assert_eq!(
-            pair(b"\xd9\x01\x02\x82\x01\x02"),
-            (Value::Int(1), Value::Int(2))
+            kind(b"\xd9\x01\x02\x82\x01\x02"),
+            Err(DecodeErrorKind::InvalidStructure)
         );
         assert_eq!(kind(b"\x81\x63BYE"), Err(DecodeErrorKind::InvalidStructure));
         assert_eq!(
@@ -193,7 +197,7 @@ mod tests {
             kind(b"\xa1\x01\x02"),
             Err(DecodeErrorKind::InvalidStructure)
         );
-        // A map with duplicate keys has one entry once built.
+        // Any top-level map is refused, duplicate keys or not.
         assert_eq!(
             kind(b"\xa2\x01\x02\x01\x03"),
             Err(DecodeErrorKind::InvalidStructure)
