@@ -16,4 +16,21 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// for piwheels' own master.
 pub const SCHEMA_VERSION: &str = "0.23";
 pub mod config;
+pub mod info;
 pub mod logging;
+pub mod master;
+pub mod signals;
+pub mod systemd;
+
+/// Whether the effective user is root.
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// piwheels refuses to run its daemons as root; containers and this
+/// project's own tests (which run as root) opt out with
+/// `PIWHEELS_ALLOW_ROOT=1`.
+pub fn root_allowed() -> bool {
+    std::env::var_os("PIWHEELS_ALLOW_ROOT").is_some_and(|v| v == "1")
+}
