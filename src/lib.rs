@@ -5,7 +5,10 @@
 //! The crate is wire-compatible with piwheels 0.23 peers and uses the same
 //! database schema; see `ARCHITECTURE.md` for the map of modules.
 
+pub mod db;
+pub mod initdb;
 pub mod protocol;
+pub mod testing;
 
 /// The version of this crate (not the database schema level, which is
 /// [`SCHEMA_VERSION`]).
