@@ -361,7 +361,7 @@ pub fn schema_snapshot(client: &mut Client, username: &str) -> Vec<String> {
          WHERE nspname = 'public'",
         "SELECT 'database acl ' || COALESCE(datacl::text, 'default') FROM pg_database \
          WHERE datname = current_database()",
-        "SELECT 'type ' || t.typname || ' ' || t.typtype FROM pg_type t \
+        "SELECT 'type ' || t.typname || ' ' || t.typtype::text FROM pg_type t \
          JOIN pg_namespace n ON n.oid = t.typnamespace \
          WHERE n.nspname = 'public' AND t.typtype NOT IN ('b')",
     ];
