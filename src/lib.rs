@@ -18,3 +18,5 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// database's `configuration.version` row and must match exactly, as it does
 /// for piwheels' own master.
 pub const SCHEMA_VERSION: &str = "0.23";
+pub mod config;
+pub mod logging;
