@@ -148,8 +148,8 @@ impl fmt::Display for InitDbError {
         match self {
             InitDbError::Connect(msg) => write!(
                 f,
-                "Unable to connect to the database ({msg}); it may not exist: create it \
-                 first with createdb"
+                "Unable to connect to the database ({msg}); if it does not exist, create \
+                 it first with createdb"
             ),
             InitDbError::NotSuperuser(u) => write!(
                 f,
@@ -404,6 +404,7 @@ pub fn execute(
     let total = work.len();
     let mut tx = client.transaction()?;
     for (done, (script, index, stmt)) in work.iter().enumerate() {
+        log::debug!(target: "initdb", "{script} #{}: {stmt}", index + 1);
         if let Err(error) = tx.batch_execute(stmt) {
             // Dropping `tx` rolls back.
             return Err(InitDbError::Statement {
