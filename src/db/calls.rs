@@ -67,6 +67,15 @@ impl Database {
         )
     }
 
+    /// ALLVERS: every (package, version).
+    pub fn get_all_package_versions(&mut self) -> Result<HashSet<(String, String)>, DbError> {
+        let mut out = HashSet::new();
+        self.for_each_package_version(|p, v| {
+            out.insert((p.to_owned(), v.to_owned()));
+        })?;
+        Ok(out)
+    }
+
     /// GETABIS: the build ABIs; with `exclude_skipped`, only active ones.
     pub fn get_build_abis(&mut self, exclude_skipped: bool) -> Result<BTreeSet<String>, DbError> {
         self.run(Retry::Safe, |c| {

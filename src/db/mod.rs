@@ -534,6 +534,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_database_can_move_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<Database>();
+    }
+
+    #[test]
     fn errors_read_well() {
         let e = DbError::Version {
             found: Some("0.22".into()),
