@@ -5,7 +5,16 @@
 //! The crate is wire-compatible with piwheels 0.23 peers and uses the same
 //! database schema; see `ARCHITECTURE.md` for the map of modules.
 
+pub mod config;
+pub mod db;
+pub mod info;
+pub mod initdb;
+pub mod logging;
+pub mod master;
 pub mod protocol;
+pub mod signals;
+pub mod systemd;
+pub mod testing;
 
 /// The version of this crate (not the database schema level, which is
 /// [`SCHEMA_VERSION`]).
@@ -15,12 +24,6 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// database's `configuration.version` row and must match exactly, as it does
 /// for piwheels' own master.
 pub const SCHEMA_VERSION: &str = "0.23";
-pub mod config;
-pub mod info;
-pub mod logging;
-pub mod master;
-pub mod signals;
-pub mod systemd;
 
 /// Whether the effective user is root.
 pub fn running_as_root() -> bool {
