@@ -74,6 +74,15 @@ fn dsn_for(base: &Config, dbname: &str, user: &str) -> String {
     parts.join(" ")
 }
 
+/// The unprivileged role's DSN: always over TCP to the loopback address
+/// with a password. A stock Debian cluster uses peer authentication on its
+/// socket (the OS user would have to be the role) and password
+/// authentication on 127.0.0.1, so this works there as well as with trust.
+fn user_dsn_for(base: &Config, dbname: &str, user: &str, password: &str) -> String {
+    let port = base.get_ports().first().copied().unwrap_or(5432);
+    format!("host=127.0.0.1 port={port} user='{user}' dbname='{dbname}' password='{password}'")
+}
+
 fn connect_admin(dbname: Option<&str>) -> Client {
     let mut config = admin_config();
     if let Some(db) = dbname {
@@ -228,14 +237,18 @@ impl TestDb {
         collect_garbage(&mut admin);
         let dbname = unique_name("");
         let username = format!("{dbname}_u");
+        let password = format!("pw{}", unique_name("").trim_start_matches(PREFIX));
         let this = TestDb {
             admin_dsn: dsn_for(&base, &dbname, base.get_user().unwrap_or("postgres")),
-            user_dsn: dsn_for(&base, &dbname, &username),
+            user_dsn: user_dsn_for(&base, &dbname, &username, &password),
             dbname,
             username,
         };
         admin
-            .batch_execute(&format!("CREATE ROLE {} LOGIN", q(&this.username)))
+            .batch_execute(&format!(
+                "CREATE ROLE {} LOGIN PASSWORD '{password}'",
+                q(&this.username)
+            ))
             .expect("create test role");
         let create = match template {
             Some((tpl, _)) => format!("CREATE DATABASE {} TEMPLATE {}", q(&this.dbname), q(tpl)),

@@ -1,4 +1,4 @@
-//! bench-db: how fast the data layer fills and reads a big database.
+//! `cargo bench --bench db [-- OPTIONS]`: how fast the data layer fills and reads a big database.
 //!
 //! Not a test. Creates a scratch database (through `piwheels::testing`, so
 //! `PIW_TEST_DSN` picks the cluster), fills it through the same calls the
@@ -7,7 +7,7 @@
 //! `get_build_queue(100000)` and `get_project_data`. The database is dropped
 //! at the end.
 //!
-//! usage: bench-db [--packages N] [--versions M] [--builds-every K]
+//! options: [--packages N] [--versions M] [--builds-every K]
 //!   N packages (default 100000) with M versions each (default 5); every
 //!   K-th version (default 10) gets a build, alternately a failure and a
 //!   success with one wheel.
