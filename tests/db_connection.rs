@@ -15,17 +15,30 @@ fn quick() -> Options {
     }
 }
 
-/// Ends every session of the test role (as a server restart would).
+/// Ends every session of the test role (as a server restart would) and
+/// waits until the server has let them go.
 fn kill_sessions(db: &TestDb) {
-    db.admin()
+    let mut admin = db.admin();
+    admin
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE usename = $1 AND pid <> pg_backend_pid()",
             &[&db.username()],
         )
         .unwrap();
-    // Let the backends go.
-    std::thread::sleep(Duration::from_millis(50));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+            &[&db.username()],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(Instant::now() < deadline, "sessions did not end");
+        std::thread::yield_now();
+    }
 }
 
 #[test]
@@ -192,4 +205,77 @@ fn an_unreachable_server_at_start_is_an_error() {
     let err = Database::connect_with("host=127.0.0.1 port=1 user=nobody dbname=nothing", quick())
         .unwrap_err();
     assert!(matches!(err, DbError::Unavailable { .. }), "{err}");
+}
+
+#[test]
+fn a_batch_commits_all_or_nothing() {
+    let db = TestDb::new();
+    let mut master = Database::connect_with(db.user_dsn(), quick()).unwrap();
+    // Every call in the batch takes effect together.
+    master
+        .transaction(|t| {
+            t.add_new_package("alpha", "", "")?;
+            t.add_new_package_version("alpha", "1.0", None, "")?;
+            t.set_pypi_serial(42)?;
+            Ok(())
+        })
+        .unwrap();
+    assert!(master.test_package_version("alpha", "1.0").unwrap());
+    assert_eq!(master.get_pypi_serial().unwrap(), 42);
+
+    // An error from the closure rolls everything back.
+    let err = master
+        .transaction(|t| {
+            t.add_new_package("beta", "", "")?;
+            t.set_pypi_serial(50)?;
+            Err::<(), _>(DbError::Data("stop".into()))
+        })
+        .unwrap_err();
+    assert!(matches!(err, DbError::Data(_)));
+    assert!(!master.test_package("beta").unwrap());
+    assert_eq!(master.get_pypi_serial().unwrap(), 42);
+
+    // A statement the server refuses (the serial may not go backwards)
+    // fails the batch and undoes the earlier calls in it.
+    let err = master
+        .transaction(|t| {
+            t.add_new_package("gamma", "", "")?;
+            t.set_pypi_serial(1)
+        })
+        .unwrap_err();
+    assert!(matches!(err, DbError::Query(_)), "{err}");
+    assert!(!master.test_package("gamma").unwrap());
+
+    // Calls that use their own transaction work inside a batch too.
+    let (stats, n) = master
+        .transaction(|t| Ok((t.get_statistics()?, t.get_build_queue(10, |_, _, _| {})?)))
+        .unwrap();
+    assert_eq!(stats.files_count, 0);
+    assert_eq!(n, 0);
+    assert!(matches!(
+        master.transaction(|t| t.transaction(|_| Ok(()))),
+        Err(DbError::Data(_))
+    ));
+}
+
+#[test]
+fn a_batch_that_loses_its_connection_applies_nothing_and_does_not_reconnect_inside() {
+    let db = TestDb::new();
+    let mut master = Database::connect_with(db.user_dsn(), quick()).unwrap();
+    let err = master
+        .transaction(|t| {
+            t.add_new_package("delta", "", "")?;
+            kill_sessions(&db);
+            // Neither retried nor run outside the batch on a new connection.
+            t.add_new_package("epsilon", "", "")?;
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(
+        err.is_unavailable() || matches!(err, DbError::Data(_)),
+        "{err}"
+    );
+    // Afterwards the connection is replaced and nothing was applied.
+    assert!(!master.test_package("delta").unwrap());
+    assert!(!master.test_package("epsilon").unwrap());
 }
