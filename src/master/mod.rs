@@ -18,6 +18,7 @@
 //!   systemd's `Restart=on-failure` restarts it (piwheels exits 0).
 
 mod sockets;
+pub mod tasks;
 pub mod timers;
 
 use std::time::{Duration, Instant};
