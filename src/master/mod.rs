@@ -18,6 +18,7 @@
 //!   systemd's `Restart=on-failure` restarts it (piwheels exits 0).
 
 pub mod file_juggler;
+pub mod mr_chase;
 pub mod slave_driver;
 mod sockets;
 pub mod tasks;
@@ -36,6 +37,7 @@ use crate::protocol::{ControlMessage, DecodeError, MasterHello, StatusMessage, W
 use crate::signals::{Signal, SignalFd};
 use crate::systemd::Notifier;
 use file_juggler::FileJuggler;
+use mr_chase::MrChase;
 use slave_driver::{Alert, Env, SlaveControl, SlaveDriver};
 pub use sockets::Sockets;
 use tasks::{StatsSink, StatusSink, WebQueue, WebRequest};
@@ -120,6 +122,7 @@ pub struct Master {
     slave_driver: SlaveDriver,
     file_juggler: FileJuggler,
     architect: TheArchitect,
+    mr_chase: MrChase,
     web: PendingWeb,
     stats: PendingStats,
     /// The HELLO published to every monitor that says HELLO.
@@ -186,6 +189,7 @@ impl Master {
             slave_driver,
             file_juggler,
             architect,
+            mr_chase: MrChase::new(),
             web: PendingWeb,
             stats: PendingStats,
             hello,
@@ -219,6 +223,13 @@ impl Master {
                     self.sockets.slave.as_poll_item(zmq::POLLIN),
                     self.sockets.file.as_poll_item(zmq::POLLIN),
                     self.architect.socket().as_poll_item(zmq::POLLIN),
+                    // mr_chase waits while the master is paused, as piwheels'
+                    // does; its clients simply wait for their reply.
+                    self.sockets.import.as_poll_item(if self.paused {
+                        zmq::PollEvents::empty()
+                    } else {
+                        zmq::POLLIN
+                    }),
                 ];
                 match zmq::poll(&mut items, timeout) {
                     Ok(_) => {}
@@ -245,6 +256,9 @@ impl Master {
             }
             if ready[4] {
                 self.on_build_queue();
+            }
+            if ready[5] {
+                self.drain_imports();
             }
             self.on_alerts();
             let now = Instant::now();
@@ -316,6 +330,49 @@ impl Master {
                 if let Err(e) = self.sockets.file.send_multipart(out, zmq::DONTWAIT) {
                     log::warn!(target: target::FILE_JUGGLER, "cannot send to a peer: {e}");
                 }
+            }
+        }
+    }
+
+    /// Serves a batch of piw-import/add/remove/rebuild requests.
+    fn drain_imports(&mut self) {
+        for _ in 0..BATCH {
+            let frames = match self.sockets.import.recv_multipart(zmq::DONTWAIT) {
+                Ok(f) => f,
+                Err(zmq::Error::EAGAIN) => break,
+                Err(e) => {
+                    log::error!(target: target::MR_CHASE, "import queue: {e}");
+                    break;
+                }
+            };
+            let request = match parse_router_frames(&frames) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!(target: target::MR_CHASE, "{e}");
+                    continue;
+                }
+            };
+            let mut env = mr_chase::Env {
+                db: &mut self.db,
+                files: &mut self.file_juggler,
+                web: &mut self.web,
+                skip: &mut self.slave_driver,
+                stats: &mut self.stats,
+                now: Instant::now(),
+                utc: now_utc(),
+            };
+            let replies = self
+                .mr_chase
+                .handle(request.identity, request.payload, &mut env);
+            self.send_import_replies(replies);
+        }
+    }
+
+    fn send_import_replies(&self, replies: Vec<mr_chase::Reply>) {
+        for (client, reply) in replies {
+            let out = router_frames(&client, reply.encode());
+            if let Err(e) = self.sockets.import.send_multipart(out, zmq::DONTWAIT) {
+                log::error!(target: target::MR_CHASE, "cannot reply to a client: {e}");
             }
         }
     }
@@ -467,6 +524,17 @@ impl Master {
                     utc: now_utc(),
                 };
                 self.slave_driver.expire(&mut env);
+                let mut env = mr_chase::Env {
+                    db: &mut self.db,
+                    files: &mut self.file_juggler,
+                    web: &mut self.web,
+                    skip: &mut self.slave_driver,
+                    stats: &mut self.stats,
+                    now: Instant::now(),
+                    utc: now_utc(),
+                };
+                let replies = self.mr_chase.expire(&mut env);
+                self.send_import_replies(replies);
             }
             Timer::BuildQueue => self.architect.refresh(Instant::now()),
         }

@@ -714,7 +714,7 @@ pub enum SlaveControl {
 /// piwheels' armv6l rule: every linux_armv7l wheel also serves armv6l
 /// (Pi Zero/1), as a copy marked already transferred, unless the build has
 /// its own file of that name.
-fn with_armv6l_copies(files: &[FileState]) -> Vec<(FileState, bool)> {
+pub fn with_armv6l_copies(files: &[FileState]) -> Vec<(FileState, bool)> {
     let mut out: Vec<(FileState, bool)> = files.iter().map(|f| (f.clone(), false)).collect();
     for f in files {
         if f.platform_tag != "linux_armv7l" {
