@@ -15,6 +15,7 @@ pub mod protocol;
 pub mod signals;
 pub mod systemd;
 pub mod testing;
+pub mod wheel;
 
 /// The version of this crate (not the database schema level, which is
 /// [`SCHEMA_VERSION`]).
