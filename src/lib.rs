@@ -13,6 +13,7 @@ pub mod logging;
 pub mod master;
 pub mod protocol;
 pub mod signals;
+pub mod slave;
 pub mod systemd;
 pub mod testing;
 pub mod wheel;
