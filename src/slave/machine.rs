@@ -663,7 +663,7 @@ mod tests {
         }
 
         /// Runs until the next deadline.
-        fn to_deadline(&mut self) -> Vec<Action> {
+        fn until_deadline(&mut self) -> Vec<Action> {
             let d = self.m.next_deadline().expect("a deadline");
             self.now = d;
             self.m.tick(self.now)
@@ -783,7 +783,7 @@ mod tests {
             panic!()
         };
         assert!(until - t.now >= 5 * SEC && until - t.now <= 10 * SEC);
-        assert_eq!(t.to_deadline(), [Action::Send(Request::Busy)]);
+        assert_eq!(t.until_deadline(), [Action::Send(Request::Busy)]);
         assert!(t.reply(SlaveReply::Cont).is_empty());
         // The build finishes while waiting: BUILT at once.
         t.now += SEC;
@@ -906,7 +906,7 @@ mod tests {
             || {
                 let mut t = T::connected();
                 t.reply(SlaveReply::Sleep { paused: false });
-                t.to_deadline();
+                t.until_deadline();
                 t
             },
             || {
@@ -1058,7 +1058,7 @@ mod tests {
             panic!()
         };
         assert_eq!(t.m.next_deadline(), Some(until));
-        t.to_deadline();
+        t.until_deadline();
         assert_eq!(t.m.next_deadline(), Some(t.now + 300 * SEC));
     }
 
