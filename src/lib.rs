@@ -16,6 +16,8 @@ pub mod signals;
 pub mod slave;
 pub mod systemd;
 pub mod testing;
+#[doc(hidden)]
+pub mod testing_sdist;
 pub mod wheel;
 
 /// The version of this crate (not the database schema level, which is
