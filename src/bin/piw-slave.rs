@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         logging::eprintln_error("piw-slave", &e.to_string());
         return ExitCode::from(2);
     }
+    log::info!(target: "slave", "PiWheels Slave version {}", piwheels::VERSION);
     if piwheels::running_as_root() && !piwheels::root_allowed() {
         log::error!(
             target: "slave",

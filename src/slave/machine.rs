@@ -107,7 +107,7 @@ pub enum Action {
     /// Transfer a file of the finished build on a new file-queue socket;
     /// report [`Event::TransferDone`] or [`Event::TransferFailed`].
     StartTransfer { filename: String },
-    /// Give up the transfer in progress.
+    /// Give up the transfer in progress, if any.
     AbortTransfer,
     /// Close everything and exit with this status.
     Exit(i32),
@@ -446,7 +446,6 @@ impl Machine {
                     _ => false,
                 };
                 if known {
-                    log::info!(target: &self.log_target, "Sending {filename} to master");
                     self.state = State::Transferring {
                         filename: filename.clone(),
                     };

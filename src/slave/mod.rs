@@ -153,7 +153,6 @@ impl Slave {
     /// Talks to the master until DIE, a signal or a fatal error; returns
     /// the exit status.
     pub fn run(mut self) -> i32 {
-        log::info!(target: "slave", "PiWheels Slave version {}", crate::VERSION);
         self.events.push_back(Event::Start);
         let code = loop {
             if let Err(e) = self.process_events() {
@@ -271,26 +270,29 @@ impl Slave {
         }
     }
 
+    /// Reads the reply to the outstanding request (a REQ socket holds at
+    /// most one).
     fn on_reply(&mut self) {
         let Some(queue) = &self.queue else { return };
-        loop {
-            let frames = match queue.recv_multipart(zmq::DONTWAIT) {
-                Ok(f) => f,
-                Err(zmq::Error::EAGAIN) => return,
-                Err(e) => {
-                    log::error!(target: self.machine.log_target(), "slave queue: {e}");
-                    return;
+        let frames = match queue.recv_multipart(zmq::DONTWAIT) {
+            Ok(f) => f,
+            Err(zmq::Error::EAGAIN | zmq::Error::EFSM) => return,
+            Err(e) => {
+                log::error!(target: self.machine.log_target(), "slave queue: {e}");
+                return;
+            }
+        };
+        let event = match frames.as_slice() {
+            [one] => match SlaveReply::decode(one) {
+                Ok(reply) => {
+                    log::debug!(target: self.machine.log_target(), "<- {}", reply.name());
+                    Event::Reply(reply)
                 }
-            };
-            let event = match frames.as_slice() {
-                [one] => match SlaveReply::decode(one) {
-                    Ok(reply) => Event::Reply(reply),
-                    Err(e) => Event::BadReply(e.to_string()),
-                },
-                _ => Event::BadReply(format!("a reply of {} frames", frames.len())),
-            };
-            self.events.push_back(event);
-        }
+                Err(e) => Event::BadReply(e.to_string()),
+            },
+            _ => Event::BadReply(format!("a reply of {} frames", frames.len())),
+        };
+        self.events.push_back(event);
     }
 
     fn on_file_frames(&mut self) -> Result<(), String> {
