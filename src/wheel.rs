@@ -180,22 +180,9 @@ impl fmt::Display for WheelName {
 }
 
 /// A project name canonicalised as PEP 503 says: lower case, with every run
-/// of `-`, `_` and `.` replaced by one `-`.
+/// of `-`, `_` and `.` replaced by one `-` ([`crate::names::canonicalize`]).
 pub fn canonicalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_run = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_run {
-                out.push('-');
-            }
-            in_run = true;
-        } else {
-            out.extend(c.to_lowercase());
-            in_run = false;
-        }
-    }
-    out
+    crate::names::canonicalize(name)
 }
 
 /// The header block of a METADATA (or PKG-INFO) file.
