@@ -350,15 +350,17 @@ impl Machine {
         out
     }
 
+    /// Sends a request and waits for its reply (BYE, which gets none, is
+    /// sent by [`terminate`](Self::terminate) without a state change).
     fn send(&mut self, req: Request, now: Instant, out: &mut Vec<Action>) {
-        self.state = match req {
-            Request::Hello => State::AwaitAck { since: now },
-            Request::Idle => State::AwaitIdleReply { since: now },
-            Request::Busy => State::AwaitBusyReply { since: now },
-            Request::Built(_) => State::AwaitBuiltReply { since: now },
-            Request::Sent => State::AwaitSentReply { since: now },
-            Request::Bye => unreachable!("BYE does not change the state"),
-        };
+        match req {
+            Request::Hello => self.state = State::AwaitAck { since: now },
+            Request::Idle => self.state = State::AwaitIdleReply { since: now },
+            Request::Busy => self.state = State::AwaitBusyReply { since: now },
+            Request::Built(_) => self.state = State::AwaitBuiltReply { since: now },
+            Request::Sent => self.state = State::AwaitSentReply { since: now },
+            Request::Bye => {}
+        }
         out.push(Action::Send(req));
     }
 

@@ -315,12 +315,8 @@ impl Slave {
     }
 
     fn on_build_done(&mut self) {
+        // The thread rings as its last act, so joining it does not block.
         let Some(job) = self.job.take() else { return };
-        if !job.is_finished() {
-            // A spurious wake-up; keep waiting.
-            self.job = Some(job);
-            return;
-        }
         let stopped = job.stopping();
         let (result, dir) = job.join();
         self.build_dir = Some(dir);
