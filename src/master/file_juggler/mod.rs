@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::logging::target;
 use crate::protocol::FileState;
 use crate::protocol::file::{MasterFrame, PeerFrame};
+pub use crate::wheel::hex;
 use transfer::{ChunkOutcome, Transfer};
 
 /// Prefix of our temp files in `simple/`; a dot keeps web servers from
@@ -366,6 +367,7 @@ impl FileJuggler {
                 }
             }
         }
+        write_core_metadata(&target);
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
@@ -441,17 +443,6 @@ fn sha256_of(file: &File) -> io::Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// Lower-case hex, as piwheels compares hashes.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
 /// The armv6l twin of an armv7l wheel name (piwheels: `name[:-16] +
 /// "linux_armv6l.whl"`).
 pub fn armv6l_name(armv7l: &str) -> Option<String> {
@@ -460,29 +451,40 @@ pub fn armv6l_name(armv7l: &str) -> Option<String> {
         .map(|stem| format!("{stem}linux_armv6l.whl"))
 }
 
-/// Accepts only a plain wheel file name: `name-version(-build)?-py-abi-plat.whl`
-/// in the characters wheel names use, at most 255 bytes, no path parts.
+/// Accepts only a plain wheel file name (see [`crate::wheel::validate_filename`]).
 pub fn check_wheel_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 255 {
-        return Err(format!("{} bytes long", name.len()));
-    }
-    if name.starts_with('.') {
-        return Err(format!("{name:?} starts with a dot"));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '!')))
-    {
-        return Err(format!("{name:?} contains {c:?}"));
-    }
-    let Some(stem) = name.strip_suffix(".whl") else {
-        return Err(format!("{name:?} is not a .whl file"));
+    crate::wheel::validate_filename(name).map_err(|e| format!("{name:?}: {e}"))
+}
+
+/// Writes `<wheel>.metadata` beside a stored wheel: its `.dist-info/METADATA`
+/// (PEP 658), so pip can resolve without downloading wheels. Best effort: a
+/// wheel without readable metadata is still served, just without it.
+fn write_core_metadata(wheel: &Path) {
+    let name = wheel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let meta = crate::wheel::WheelName::parse(&name)
+        .map_err(|e| e.to_string())
+        .and_then(|w| crate::wheel::read_metadata(wheel, &w).map_err(|e| e.to_string()));
+    let raw = match meta {
+        Ok(m) => m.raw,
+        Err(e) => {
+            log::warn!(target: target::FILE_JUGGLER, "no core metadata for {name}: {e}");
+            return;
+        }
     };
-    let parts: Vec<&str> = stem.split('-').collect();
-    if !(parts.len() == 5 || parts.len() == 6) || parts.iter().any(|p| p.is_empty()) {
-        return Err(format!("{name:?} is not name-version-py-abi-platform.whl"));
+    let target = wheel.with_file_name(format!("{name}.metadata"));
+    let temp = wheel.with_file_name(format!(".{name}.metadata.tmp"));
+    let result = (|| {
+        fs::write(&temp, &raw)?;
+        fs::set_permissions(&temp, fs::Permissions::from_mode(0o644))?;
+        fs::rename(&temp, &target)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        log::warn!(target: target::FILE_JUGGLER, "cannot write {}: {e}", target.display());
     }
-    Ok(())
 }
 
 /// A package directory name: one plain path component.
@@ -760,6 +762,40 @@ mod tests {
                 .is_dir()
         );
         assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_real_wheel_gets_its_core_metadata_file() {
+        use std::io::Write;
+        let dir = Dir::new("metadata");
+        let mut j = FileJuggler::new(&dir.0).unwrap();
+        let meta = b"Metadata-Version: 2.1\nName: foo\nVersion: 1.0\nRequires-Python: >=3.7\n";
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        zip.start_file("foo/__init__.py", opts).unwrap();
+        zip.write_all(b"").unwrap();
+        zip.start_file("foo-1.0.dist-info/METADATA", opts).unwrap();
+        zip.write_all(meta).unwrap();
+        let content = zip.finish().unwrap().into_inner();
+        let name = "foo-1.0-py3-none-any.whl";
+        j.expect(8, &file_state(name, &content)).unwrap();
+        send_all(&mut j, b"p8", 8, &content);
+        let path = j.verify(8, "foo").unwrap();
+        let md = path.with_file_name(format!("{name}.metadata"));
+        assert_eq!(fs::read(&md).unwrap(), meta);
+        let mode = fs::metadata(&md).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        // A "wheel" that is not a zip lands, without metadata.
+        j.expect(9, &file_state("bar-1.0-py3-none-any.whl", b"not a zip"))
+            .unwrap();
+        send_all(&mut j, b"p9", 9, b"not a zip");
+        let path = j.verify(9, "bar").unwrap();
+        assert!(path.exists());
+        assert!(
+            !path
+                .with_file_name("bar-1.0-py3-none-any.whl.metadata")
+                .exists()
+        );
     }
 
     #[test]
