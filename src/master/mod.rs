@@ -18,8 +18,10 @@
 //!   systemd's `Restart=on-failure` restarts it (piwheels exits 0).
 
 mod sockets;
+pub mod big_brother;
 pub mod tasks;
 pub mod timers;
+pub mod web;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,1 @@
+//! big_brother (placeholder while building)
