@@ -47,13 +47,18 @@ const FOLD: usize = 10;
 /// The path of a build's log under the output path:
 /// `logs/AAAA/BBBB/CCCC.txt.gz`, the id split in base-10000 groups.
 pub fn log_path(build_id: i32) -> String {
+    let [a, b, c] = log_parts(build_id);
+    format!("logs/{a}/{b}/{c}.txt.gz")
+}
+
+/// The three 4-digit groups of a build id, most significant first.
+pub fn log_parts(build_id: i32) -> [String; 3] {
     let n = i64::from(build_id).unsigned_abs();
-    format!(
-        "logs/{:04}/{:04}/{:04}.txt.gz",
-        (n / 100_000_000) % 10_000,
-        (n / 10_000) % 10_000,
-        n % 10_000
-    )
+    [
+        format!("{:04}", (n / 100_000_000) % 10_000),
+        format!("{:04}", (n / 10_000) % 10_000),
+        format!("{:04}", n % 10_000),
+    ]
 }
 
 /// One project's document, releases in display order (newest first, by
