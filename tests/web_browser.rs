@@ -80,6 +80,9 @@ fn chromium_loads_the_pages_and_the_search_finds_a_package() {
     assert!(dialogs.is_empty(), "a script ran: {dialogs:?}");
     for png in ["home.png", "project.png", "packages.png"] {
         let data = std::fs::read(artifacts.join(png)).unwrap();
-        assert!(data.starts_with(b"\x89PNG\r\n\x1a\n") && data.len() > 5000, "{png}");
+        assert!(
+            data.starts_with(b"\x89PNG\r\n\x1a\n") && data.len() > 5000,
+            "{png}"
+        );
     }
 }

@@ -148,9 +148,14 @@ fn pages_escape_and_order_like_piwheels() {
     assert!(simple.contains("data-requires-python=\"&lt;4,&gt;=3.7\""));
     let yanked = simple.lines().find(|l| l.contains("foo-1.5-")).unwrap();
     assert!(yanked.contains("data-yanked=\"\""));
-    assert!(!simple.lines().any(|l| l.contains("foo-1.10-") && l.contains("data-yanked")));
+    assert!(
+        !simple
+            .lines()
+            .any(|l| l.contains("foo-1.10-") && l.contains("data-yanked"))
+    );
 
-    let json: serde_json::Value = serde_json::from_str(&read("project/foo/json/index.json")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&read("project/foo/json/index.json")).unwrap();
     let versions: Vec<&String> = json["releases"].as_object().unwrap().keys().collect();
     assert_eq!(
         versions,
@@ -158,9 +163,15 @@ fn pages_escape_and_order_like_piwheels() {
     );
     assert_eq!(json["releases"]["2.0b1"]["prerelease"], true);
     assert_eq!(json["releases"]["1.5"]["yanked"], true);
-    assert_eq!(json["releases"]["0.9-SNAPSHOT"]["skip_reason"], "binary only");
+    assert_eq!(
+        json["releases"]["0.9-SNAPSHOT"]["skip_reason"],
+        "binary only"
+    );
     let f = &json["releases"]["1.0"]["files"]["foo-1.0-cp37-cp37m-linux_armv7l.whl"];
-    assert_eq!(f["apt_dependencies"], serde_json::json!(["libbar2", "libfoo1"]));
+    assert_eq!(
+        f["apt_dependencies"],
+        serde_json::json!(["libbar2", "libfoo1"])
+    );
     assert_eq!(f["pip_dependencies"], serde_json::json!(["numpy"]));
 
     // Nothing from the database becomes markup.
@@ -175,7 +186,9 @@ fn pages_escape_and_order_like_piwheels() {
         assert!(!html.contains("\">=3\"<x>"), "{page}");
     }
     let project = read("project/a<b>&\"c'/index.html");
-    assert!(project.contains("<p>&#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62; &#38; more</p>"));
+    assert!(
+        project.contains("<p>&#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62; &#38; more</p>")
+    );
     // packages.json: every package with its counts (compact, any order).
     let search: Vec<(String, i64, i64)> = serde_json::from_str(&read("packages.json")).unwrap();
     let mut names: Vec<&str> = search.iter().map(|r| r.0.as_str()).collect();
@@ -183,7 +196,10 @@ fn pages_escape_and_order_like_piwheels() {
     assert_eq!(names, ["../evil", NASTY, "empty", "foo"]);
     // The install snippet uses the newest stable, unyanked release's file.
     let foo = read("project/foo/index.html");
-    assert!(foo.contains("sudo apt install libfoo1\npip3 install foo"), "{foo}");
+    assert!(
+        foo.contains("sudo apt install libfoo1\npip3 install foo"),
+        "{foo}"
+    );
 
     // Aliases link to the package; the unsafe name wrote nothing outside.
     let link = std::fs::read_link(out.join("project/Foo")).unwrap();
@@ -228,7 +244,11 @@ fn deletions_remove_files_pages_and_links() {
     );
     assert_eq!(web.pending(), 0);
     assert!(!simple.join("foo-1.10-cp37-cp37m-linux_armv7l.whl").exists());
-    assert!(!simple.join("foo-1.10-cp39-cp39-linux_armv7l.whl.metadata").exists());
+    assert!(
+        !simple
+            .join("foo-1.10-cp39-cp39-linux_armv7l.whl.metadata")
+            .exists()
+    );
     assert!(simple.join("foo-1.0-cp37-cp37m-linux_armv7l.whl").exists());
     let page = std::fs::read_to_string(simple.join("index.html")).unwrap();
     assert!(!page.contains("1.10") && page.contains("foo-1.0-"));
@@ -241,16 +261,18 @@ fn deletions_remove_files_pages_and_links() {
     web.request_at(WebRequest::Both("empty".into()), &mut db, now, wall());
     let later = now + std::time::Duration::from_secs(61);
     web.on_timer(later, wall(), &mut db);
-    assert!(std::fs::symlink_metadata(out.join("project/empty")).unwrap().is_dir());
+    assert!(
+        std::fs::symlink_metadata(out.join("project/empty"))
+            .unwrap()
+            .is_dir()
+    );
 
     web.request_at(WebRequest::DelPkg("foo".into()), &mut db, now, wall());
-    for gone in [
-        "simple/foo",
-        "project/foo",
-        "project/Foo",
-        "project/FOO_",
-    ] {
-        assert!(std::fs::symlink_metadata(out.join(gone)).is_err(), "{gone} remains");
+    for gone in ["simple/foo", "project/foo", "project/Foo", "project/FOO_"] {
+        assert!(
+            std::fs::symlink_metadata(out.join(gone)).is_err(),
+            "{gone} remains"
+        );
     }
     let index = std::fs::read_to_string(out.join("simple/index.html")).unwrap();
     assert!(!index.contains("\"foo/\"") && index.contains("\"empty/\""));

@@ -78,7 +78,13 @@ fn publish(db: &mut Database, out: &Path) {
 
 fn pip(args: &[&str]) -> std::process::Output {
     let out = Command::new("python3")
-        .args(["-m", "pip", "--isolated", "--disable-pip-version-check", "--no-input"])
+        .args([
+            "-m",
+            "pip",
+            "--isolated",
+            "--disable-pip-version-check",
+            "--no-input",
+        ])
         .args(["--no-cache-dir", "--timeout", "20", "--retries", "0"])
         .args(args)
         .env("PIP_CONFIG_FILE", "/dev/null")
@@ -104,7 +110,15 @@ struct PyServer {
 impl PyServer {
     fn start(root: &Path) -> PyServer {
         let mut child = Command::new("python3")
-            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory"])
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
             .arg(root)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -158,7 +172,10 @@ fn pip_installs_from_the_html_pages_and_resolves_from_metadata() {
     );
     let log = server.log();
     assert!(log.contains("GET /simple/hello-piw/ "), "{log}");
-    assert!(log.contains("hello_piw-1.0-py3-none-any.whl.metadata"), "{log}");
+    assert!(
+        log.contains("hello_piw-1.0-py3-none-any.whl.metadata"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -181,7 +198,10 @@ fn pip_uses_the_json_pages_and_metadata_without_downloading_wheels() {
         "hello-piw",
     ]);
     let log = server.requests();
-    assert!(log.contains(&"GET /simple/hello-piw/".to_owned()), "{log:?}");
+    assert!(
+        log.contains(&"GET /simple/hello-piw/".to_owned()),
+        "{log:?}"
+    );
     assert!(log.contains(&"GET /simple/dep-piw/".to_owned()), "{log:?}");
     assert!(
         log.contains(&"GET /simple/hello-piw/hello_piw-1.0-py3-none-any.whl.metadata".to_owned()),
@@ -215,7 +235,9 @@ fn pip_uses_the_json_pages_and_metadata_without_downloading_wheels() {
     assert!(dest.join("dep_piw-2.0-py3-none-any.whl").exists());
     let log = server.requests();
     assert!(
-        log.contains(&"GET /simple/hello-piw/hello_piw-1.1rc1-py3-none-any.whl.metadata".to_owned()),
+        log.contains(
+            &"GET /simple/hello-piw/hello_piw-1.1rc1-py3-none-any.whl.metadata".to_owned()
+        ),
         "{log:?}"
     );
 }

@@ -16,7 +16,13 @@ fn packages(db: &mut piwheels::db::Database) -> Vec<String> {
         db.add_new_package(p, "", "burst").unwrap();
         db.add_new_package_version(p, "1.0", Some(at(i as i64)), "")
             .unwrap();
-        build(db, p, "1.0", "cp37m", vec![wheel(p, "1.0", "cp37m", None, &[])]);
+        build(
+            db,
+            p,
+            "1.0",
+            "cp37m",
+            vec![wheel(p, "1.0", "cp37m", None, &[])],
+        );
     }
     names
 }
@@ -116,7 +122,10 @@ fn a_restart_in_the_middle_loses_nothing() {
     assert_eq!(c.simple_pages, 5);
     for (i, p) in names.iter().enumerate() {
         assert!(out.join(format!("project/{p}/index.html")).exists());
-        assert_eq!(out.join(format!("simple/{p}/index.html")).exists(), i % 2 == 0);
+        assert_eq!(
+            out.join(format!("simple/{p}/index.html")).exists(),
+            i % 2 == 0
+        );
     }
     // An empty buffer saves as empty.
     second.shutdown(&mut db).unwrap();

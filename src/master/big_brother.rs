@@ -223,8 +223,8 @@ impl BigBrother {
             .iter()
             .map(|(abi, n)| (abi.clone(), count(*n)))
             .collect();
-        t.builds_time = TimeDelta::from_micros(s.builds_time.as_micros() as i128)
-            .unwrap_or(TimeDelta::ZERO);
+        t.builds_time =
+            TimeDelta::from_micros(s.builds_time.as_micros() as i128).unwrap_or(TimeDelta::ZERO);
         t.builds_size = u64::try_from(s.builds_size).unwrap_or(0);
         t.new_last_hour = count(s.new_last_hour);
         t.files_count = count(s.files_count);

@@ -17,8 +17,8 @@
 //! - the process exits non-zero when it stops because of an error, so
 //!   systemd's `Restart=on-failure` restarts it (piwheels exits 0).
 
-mod sockets;
 pub mod big_brother;
+mod sockets;
 pub mod tasks;
 pub mod timers;
 pub mod web;

@@ -323,12 +323,12 @@ impl Browser {
                 Some("Runtime.consoleAPICalled") if e["params"]["type"] == "error" => {
                     Some(format!("console.error: {}", e["params"]["args"]))
                 }
-                Some("Log.entryAdded") if e["params"]["entry"]["level"] == "error" => Some(
-                    format!(
+                Some("Log.entryAdded") if e["params"]["entry"]["level"] == "error" => {
+                    Some(format!(
                         "log: {} {}",
                         e["params"]["entry"]["text"], e["params"]["entry"]["url"]
-                    ),
-                ),
+                    ))
+                }
                 _ => None,
             })
             .collect()
@@ -357,10 +357,9 @@ fn base64_decode(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let pad = chunk.iter().filter(|&&c| c == b'=').count();
-        let n = chunk
-            .iter()
-            .fold(0u32, |acc, &c| (acc << 6) | if c == b'=' { 0 } else { val(c) })
-            << (6 * (4 - chunk.len()));
+        let n = chunk.iter().fold(0u32, |acc, &c| {
+            (acc << 6) | if c == b'=' { 0 } else { val(c) }
+        }) << (6 * (4 - chunk.len()));
         let b = n.to_be_bytes();
         out.extend_from_slice(&b[1..4 - pad]);
     }

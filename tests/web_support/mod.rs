@@ -153,7 +153,8 @@ pub fn seed(tdb: &TestDb) -> Database {
         .batch_execute("INSERT INTO build_abis (abi_tag) VALUES ('cp37m'), ('cp39'), ('cp311')")
         .unwrap();
     let mut db = tdb.database();
-    db.add_new_package("foo", "", "The foo package <b>bold</b>").unwrap();
+    db.add_new_package("foo", "", "The foo package <b>bold</b>")
+        .unwrap();
     db.add_package_name("foo", "Foo", Some(at(0))).unwrap();
     db.add_package_name("foo", "FOO_", Some(at(1))).unwrap();
     for (i, v) in ["0.9-SNAPSHOT", "1.0", "1.0.post1", "1.5", "1.10", "2.0b1"]
@@ -217,7 +218,8 @@ pub fn seed(tdb: &TestDb) -> Database {
 
     db.add_new_package(NASTY, "", "<script>alert(\"x\")</script> & more")
         .unwrap();
-    db.add_package_name(NASTY, "A<B>&\"C'", Some(at(0))).unwrap();
+    db.add_package_name(NASTY, "A<B>&\"C'", Some(at(0)))
+        .unwrap();
     db.add_new_package_version(NASTY, "1.0", Some(at(3)), "")
         .unwrap();
     let mut f = wheel(NASTY, "1.0", "none", Some("\">=3\"<x>"), &[("pip", "foo")]);
@@ -225,7 +227,8 @@ pub fn seed(tdb: &TestDb) -> Database {
     build(&mut db, NASTY, "1.0", "cp37m", vec![f]);
 
     db.add_new_package("empty", "", "").unwrap();
-    db.add_new_package("../evil", "", "tries to escape").unwrap();
+    db.add_new_package("../evil", "", "tries to escape")
+        .unwrap();
     db
 }
 

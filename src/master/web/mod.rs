@@ -232,8 +232,7 @@ impl Web {
     ) -> Result<(), WebError> {
         self.scribe.setup()?;
         let root = self.scribe.root();
-        if !root.join("simple").join("index.html").exists() || !root.join("sitemap.xml").exists()
-        {
+        if !root.join("simple").join("index.html").exists() || !root.join("sitemap.xml").exists() {
             let n = self.scribe.write_simple_index(db, None, wall)?;
             self.counters.simple_indexes += 1;
             log::info!(target: target::THE_SCRIBE, "wrote the simple index of {n} packages");
@@ -427,7 +426,9 @@ impl Web {
                             self.counters.simple_indexes += 1;
                             log::warn!(target: target::THE_SCRIBE, "rewrote the pages of {n} packages");
                         }
-                        Err(e) => log::error!(target: target::THE_SCRIBE, "cannot write the simple index: {e}"),
+                        Err(e) => {
+                            log::error!(target: target::THE_SCRIBE, "cannot write the simple index: {e}")
+                        }
                     }
                 } else if let (Some(full), Some(last)) = (self.full.as_mut(), last) {
                     full.after = last;
@@ -466,9 +467,7 @@ impl Web {
         wall: DateTime<Utc>,
     ) {
         let result = match req {
-            WebRequest::Project(p) | WebRequest::Both(p)
-                if !writer::safe_component(&p) =>
-            {
+            WebRequest::Project(p) | WebRequest::Both(p) if !writer::safe_component(&p) => {
                 Err(WebError::BadName(p))
             }
             WebRequest::Project(p) => {

@@ -90,7 +90,9 @@ impl<'a> Project<'a> {
     }
 
     /// Every file, in page order.
-    pub fn files(&self) -> impl Iterator<Item = (&'a str, &'a str, &'a Release, &'a FileInfo)> + '_ {
+    pub fn files(
+        &self,
+    ) -> impl Iterator<Item = (&'a str, &'a str, &'a Release, &'a FileInfo)> + '_ {
         self.releases.iter().flat_map(|(v, r, _)| {
             r.files
                 .iter()
@@ -272,9 +274,15 @@ pub fn project_json(p: &Project<'_>, site: &Site) -> Vec<u8> {
     key(&mut o, false, "summary");
     json_str(&mut o, p.data.description.as_deref().unwrap_or(""));
     key(&mut o, false, "pypi_url");
-    json_str(&mut o, &format!("https://pypi.org/project/{}", segment(p.package)));
+    json_str(
+        &mut o,
+        &format!("https://pypi.org/project/{}", segment(p.package)),
+    );
     key(&mut o, false, "piwheels_url");
-    json_str(&mut o, &format!("{}project/{}", site.base_url, segment(p.package)));
+    json_str(
+        &mut o,
+        &format!("{}project/{}", site.base_url, segment(p.package)),
+    );
     key(&mut o, false, "releases");
     o.push(b'{');
     for (i, (v, r, parsed)) in p.releases.iter().enumerate() {
@@ -548,14 +556,7 @@ static_page!(NotFoundPage, "404.html");
 /// The static pages: (file name, content).
 pub fn static_pages(site: &Site) -> Result<Vec<(&'static str, String)>, askama::Error> {
     Ok(vec![
-        (
-            "faq.html",
-            FaqPage {
-                site,
-                page: "faq",
-            }
-            .render()?,
-        ),
+        ("faq.html", FaqPage { site, page: "faq" }.render()?),
         (
             "packages.html",
             PackagesPage {
@@ -564,22 +565,8 @@ pub fn static_pages(site: &Site) -> Result<Vec<(&'static str, String)>, askama::
             }
             .render()?,
         ),
-        (
-            "json.html",
-            JsonPage {
-                site,
-                page: "json",
-            }
-            .render()?,
-        ),
-        (
-            "404.html",
-            NotFoundPage {
-                site,
-                page: "404",
-            }
-            .render()?,
-        ),
+        ("json.html", JsonPage { site, page: "json" }.render()?),
+        ("404.html", NotFoundPage { site, page: "404" }.render()?),
     ])
 }
 

@@ -219,7 +219,10 @@ impl Scribe {
         batch.write(&dir.join("index.html"), html.as_bytes())?;
         let json_dir = dir.join("json");
         ensure_dir(&json_dir)?;
-        batch.write(&json_dir.join("index.json"), &pages::project_json(&p, &self.site))?;
+        batch.write(
+            &json_dir.join("index.json"),
+            &pages::project_json(&p, &self.site),
+        )?;
         written.files += 2;
         Ok(written)
     }

@@ -129,7 +129,12 @@ impl Secretary {
     /// Puts entries taken by [`Secretary::take_due`] back at the front
     /// (their write failed for a reason that may pass), due at `due`. A
     /// request that arrived meanwhile is merged in.
-    pub fn put_back(&mut self, items: Vec<(String, RewriteCommand)>, due: Instant, wall: DateTime<Utc>) {
+    pub fn put_back(
+        &mut self,
+        items: Vec<(String, RewriteCommand)>,
+        due: Instant,
+        wall: DateTime<Utc>,
+    ) {
         for (package, command) in items.into_iter().rev() {
             match self.commands.get_mut(&package) {
                 Some(c) => {

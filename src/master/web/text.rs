@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn segments() {
         assert_eq!(segment("numpy"), "numpy");
-        assert_eq!(segment("foo-1.0+local-py3-none-any.whl"), "foo-1.0+local-py3-none-any.whl");
+        assert_eq!(
+            segment("foo-1.0+local-py3-none-any.whl"),
+            "foo-1.0+local-py3-none-any.whl"
+        );
         assert_eq!(segment("a b#?%/é"), "a%20b%23%3F%25%2F%C3%A9");
     }
 

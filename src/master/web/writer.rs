@@ -30,10 +30,22 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// tagged with our pid (so leftovers of a crash can be told apart).
 fn temp_name(target: &Path) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    static PID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let mut name = OsString::from(".piw-");
-    name.push(std::process::id().to_string());
+    name.push(PID.get_or_init(|| std::process::id().to_string()));
     name.push(format!("-{n}.tmp"));
     target.with_file_name(name)
+}
+
+/// Whether the process umask removes bits of [`MODE`] (read once).
+fn umask_restricts() -> bool {
+    static RESTRICTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *RESTRICTS.get_or_init(|| {
+        // SAFETY: umask cannot fail; the old mask is put back at once.
+        let old = unsafe { libc::umask(0o022) };
+        unsafe { libc::umask(old) };
+        u32::from(old) & MODE != 0
+    })
 }
 
 /// A file being written: its temporary path and the buffered handle.
@@ -52,8 +64,11 @@ impl TempFile {
             .create_new(true)
             .mode(MODE)
             .open(&tmp)?;
-        // The umask may have taken bits away; pages must be world-readable.
-        file.set_permissions(fs::Permissions::from_mode(MODE))?;
+        // A umask stricter than 022 takes bits away; pages must be
+        // world-readable.
+        if umask_restricts() {
+            file.set_permissions(fs::Permissions::from_mode(MODE))?;
+        }
         Ok(TempFile {
             out: BufWriter::with_capacity(64 * 1024, file),
             tmp,
@@ -213,10 +228,16 @@ fn syncfs(dir: &Path) -> io::Result<()> {
 /// symlink standing where it must be (a package directory that used to be
 /// an alias). Its parent must exist. Anything else in the way is an error.
 pub fn ensure_dir(path: &Path) -> io::Result<()> {
+    // Nearly always there already: one lstat settles it.
+    if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
     for _ in 0..5 {
         match fs::create_dir(path) {
             Ok(()) => {
-                fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+                if umask_restricts() {
+                    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+                }
                 return Ok(());
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
