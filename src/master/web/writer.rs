@@ -44,7 +44,7 @@ fn umask_restricts() -> bool {
         // SAFETY: umask cannot fail; the old mask is put back at once.
         let old = unsafe { libc::umask(0o022) };
         unsafe { libc::umask(old) };
-        u32::from(old) & MODE != 0
+        old & MODE != 0
     })
 }
 
@@ -101,6 +101,12 @@ pub struct Batch {
     /// Whether to sync before renaming (off only in benchmarks comparing
     /// the cost).
     durable: bool,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch::new()
+    }
 }
 
 impl Batch {
