@@ -11,6 +11,7 @@ pub mod info;
 pub mod initdb;
 pub mod logging;
 pub mod master;
+pub mod names;
 pub mod protocol;
 pub mod signals;
 pub mod systemd;
