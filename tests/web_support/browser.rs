@@ -261,8 +261,10 @@ impl Browser {
         }
     }
 
-    /// Loads `url` and waits for its load event.
+    /// Loads `url` and waits for its load event (events of earlier loads
+    /// are dropped first, so a stale one cannot satisfy the wait).
     pub fn goto(&mut self, url: &str) {
+        self.eval("1");
         self.events.retain(|e| e["method"] != "Page.loadEventFired");
         self.call("Page.navigate", json!({"url": url}), true);
         self.wait_event("Page.loadEventFired");
