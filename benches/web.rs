@@ -99,7 +99,12 @@ fn rewrite(packages: usize, root: &Path) {
     let t = Instant::now();
     let (mut after, mut rows, mut rendered) = (String::new(), 0usize, 0usize);
     let site = web.scribe().site().clone();
-    for render in [false, true] {
+    let passes: &[bool] = if std::env::var_os("PIW_BENCH_NO_BREAKDOWN").is_some() {
+        &[]
+    } else {
+        &[false, true]
+    };
+    for &render in passes {
         let t = Instant::now();
         after.clear();
         loop {
