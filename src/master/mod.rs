@@ -17,6 +17,7 @@
 //! - the process exits non-zero when it stops because of an error, so
 //!   systemd's `Restart=on-failure` restarts it (piwheels exits 0).
 
+pub mod big_brother;
 pub mod file_juggler;
 pub mod mr_chase;
 pub mod slave_driver;
@@ -24,6 +25,7 @@ mod sockets;
 pub mod tasks;
 pub mod the_architect;
 pub mod timers;
+pub mod web;
 
 use std::time::{Duration, Instant};
 
