@@ -7,11 +7,14 @@
 
 pub mod config;
 pub mod db;
+#[doc(hidden)]
+pub mod fake_pypi;
 pub mod info;
 pub mod initdb;
 pub mod logging;
 pub mod master;
 pub mod protocol;
+pub mod pypi;
 pub mod signals;
 pub mod systemd;
 pub mod testing;
