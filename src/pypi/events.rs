@@ -48,11 +48,14 @@ pub struct PypiEvent {
     pub serial: i64,
 }
 
+/// A (name, version) pair of the de-duplication cache.
+type Pair = (Box<str>, Option<Box<str>>);
+
 /// The de-duplicating classifier.
 #[derive(Debug)]
 pub struct Classifier {
     /// (name, version) → (first timestamp, seen a source file).
-    versions: Lru<(Box<str>, Option<Box<str>>), (i64, bool)>,
+    versions: Lru<Pair, (i64, bool)>,
 }
 
 impl Default for Classifier {
