@@ -279,6 +279,7 @@ impl Server {
         tls: Option<Arc<rustls::ServerConfig>>,
         handler: Handler,
         stop: Arc<AtomicBool>,
+        connections: Arc<std::sync::atomic::AtomicU64>,
     ) -> io::Result<Server> {
         let addr = listener.local_addr()?;
         let stop2 = stop.clone();
@@ -291,6 +292,7 @@ impl Server {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
+                    connections.fetch_add(1, Ordering::Relaxed);
                     workers.retain(|w| !w.is_finished());
                     let handler = handler.clone();
                     let stop = stop2.clone();

@@ -25,6 +25,7 @@
 //! println!("--pypi-xmlrpc {} --pypi-json {}", pypi.xmlrpc_url(), pypi.json_url());
 //! ```
 
+pub mod harness;
 mod http;
 pub mod sdist;
 
@@ -106,7 +107,8 @@ struct State {
     xmlrpc_faults: VecDeque<Misbehaviour>,
     json_faults: VecDeque<Misbehaviour>,
     last_user_agent: Option<String>,
-    last_since: Option<i64>,
+    /// The argument of every changelog call, in order.
+    sinces: Vec<i64>,
 }
 
 struct Shared {
@@ -117,6 +119,7 @@ struct Shared {
     changelog_calls: AtomicU64,
     json_calls: AtomicU64,
     file_calls: AtomicU64,
+    connections: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -194,6 +197,7 @@ impl Builder {
             changelog_calls: AtomicU64::new(0),
             json_calls: AtomicU64::new(0),
             file_calls: AtomicU64::new(0),
+            connections: Arc::new(AtomicU64::new(0)),
         });
         let handler_shared = shared.clone();
         let https = self.tls.is_some();
@@ -202,6 +206,7 @@ impl Builder {
             self.tls,
             Arc::new(move |req: &Request| handle(&handler_shared, req)),
             stop,
+            shared.connections.clone(),
         )?;
         Ok(FakePypi {
             shared,
@@ -546,7 +551,17 @@ impl FakePypi {
 
     /// The argument of the latest `changelog_since_serial` call.
     pub fn last_since(&self) -> Option<i64> {
-        self.shared.lock().last_since
+        self.shared.lock().sinces.last().copied()
+    }
+
+    /// The argument of every `changelog_since_serial` call so far.
+    pub fn sinces(&self) -> Vec<i64> {
+        self.shared.lock().sinces.clone()
+    }
+
+    /// TCP connections accepted so far (to see connection reuse).
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
     }
 }
 
@@ -754,7 +769,7 @@ fn changelog(shared: &Shared, req: &Request) -> Response {
             );
         };
         let s = &mut *shared.lock();
-        s.last_since = Some(since);
+        s.sinces.push(since);
         let start = s.events.partition_point(|e| e.serial <= since);
         let end = (start + s.page).min(s.events.len());
         Response::new(200, "text/xml", changelog_xml(&s.events[start..end]))

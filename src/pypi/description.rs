@@ -63,7 +63,11 @@ pub fn read_summary(reader: impl Read) -> Result<String, SummaryError> {
     match found {
         None => Err(SummaryError::Missing("info")),
         Some(None) => Err(SummaryError::Missing("summary")),
-        Some(Some(summary)) => Ok(cut_summary(summary)),
+        // Control characters (NUL above all) have no place in a one-line
+        // summary and PostgreSQL refuses NUL: replaced before cutting.
+        Some(Some(summary)) => Ok(cut_summary(
+            summary.map(|s| crate::db::sanitize(&s).into_owned()),
+        )),
     }
 }
 
@@ -159,6 +163,8 @@ mod tests {
         assert_eq!(read_summary(doc.as_bytes()).unwrap(), "A \"foo\" é");
         let doc = r#"{"info": {"summary": null}}"#;
         assert_eq!(read_summary(doc.as_bytes()).unwrap(), "");
+        let doc = r#"{"info": {"summary": "a\u0000b\u0007c"}}"#;
+        assert_eq!(read_summary(doc.as_bytes()).unwrap(), "a\u{fffd}b\u{fffd}c");
     }
 
     #[test]
