@@ -195,8 +195,8 @@ fn a_day_of_events_with_a_restart_in_the_middle() {
             WebRequest::Both(s("baz")),
             WebRequest::Project(s("binonly")),
             WebRequest::Both(s("foo-bar")),
-            WebRequest::DelVer(s("baz"), s("2.1")),
             WebRequest::Both(s("doomed")),
+            WebRequest::DelVer(s("baz"), s("2.1")),
             WebRequest::DelPkg(s("doomed")),
         ]
     );
@@ -513,5 +513,71 @@ fn big_batches_are_applied_in_slices_and_the_serial_covers_them() {
     assert_eq!(packages(&mut admin).len(), 250);
     assert_eq!(versions(&mut admin).len(), 250);
     assert_eq!(serial(&mut admin), h);
+    g.shutdown();
+}
+
+#[test]
+fn a_removal_then_a_re_creation_in_one_batch_keeps_0_23_order() {
+    let tdb = TestDb::new();
+    let mut admin = tdb.admin();
+    let fake = FakePypi::start();
+    let (mut db, mut g) = settled(&fake, &tdb);
+    fake.add_release("phoenix", "1.0");
+    fake.add_release("keeper", "1.0");
+    let h = fake.flush_window();
+    assert!(run_to_serial(
+        &mut g,
+        &mut db,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        h,
+        LONG
+    ));
+    fake.remove_project("phoenix");
+    fake.add_release("bystander", "1.0");
+    fake.add_release("phoenix", "2.0");
+    fake.remove_release("keeper", "1.0");
+    fake.add_release("keeper", "1.0");
+    let h2 = fake.flush_window();
+    let (mut web, mut skip) = (Vec::<WebRequest>::new(), Vec::<Skip>::new());
+    assert!(run_to_serial(
+        &mut g, &mut db, &mut web, &mut skip, h2, LONG
+    ));
+    let at = |r: WebRequest| {
+        web.iter()
+            .position(|x| *x == r)
+            .unwrap_or_else(|| panic!("{r:?} not in {web:?}"))
+    };
+    let last = |r: WebRequest| web.iter().rposition(|x| *x == r).unwrap();
+    assert!(
+        at(WebRequest::DelPkg(s("phoenix"))) < last(WebRequest::Both(s("phoenix"))),
+        "{web:?}"
+    );
+    assert!(
+        at(WebRequest::DelVer(s("keeper"), s("1.0"))) < last(WebRequest::Both(s("keeper"))),
+        "{web:?}"
+    );
+    assert_eq!(
+        skip,
+        vec![
+            Skip::Package(s("phoenix")),
+            Skip::Version(s("keeper"), s("1.0"))
+        ]
+    );
+    let got: Vec<_> = versions(&mut admin)
+        .into_iter()
+        .map(|v| (v.0, v.1, v.3))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (s("bystander"), s("1.0"), s("")),
+            (s("first"), s("1.0"), s("")),
+            (s("keeper"), s("1.0"), s("")),
+            (s("phoenix"), s("2.0"), s("")),
+        ]
+    );
+    assert!(packages(&mut admin).iter().all(|p| p.1.is_empty()));
+    assert_eq!(serial(&mut admin), h2);
     g.shutdown();
 }

@@ -23,17 +23,21 @@
 //! ```
 //!
 //! * [`CloudGazer::on_timer`] (every 10 s) starts a `changelog_since_serial`
-//!   fetch on the worker when none is in flight, nothing is waiting to be
-//!   applied and at least `poll_interval` has passed since the last one.
+//!   fetch on the worker when none is in flight, fewer than
+//!   `prefetch_below` events wait to be applied (so reading PyPI overlaps
+//!   writing the database) and at least `poll_interval` has passed since
+//!   the last one.
 //!   It never touches the network itself.
 //! * [`CloudGazer::on_ready`] takes what the worker finished. A changelog
 //!   batch goes through the ordering buffer (epoch 628000, margin 2000,
 //!   5-minute window) and the classifier (1000-entry de-duplication cache);
 //!   the resulting events are applied to the database at most
-//!   `chunk` per call, in few transactions: one per slice, split only where
-//!   a removal must tell the web output and the slave driver between
-//!   marking and deleting (0.23's order: skip 'deleted', web `DelPkg` /
-//!   `DelVer`, skip queue, then `delete_package` / `delete_version`). The
+//!   `chunk` per call, in few transactions: about one per slice. Removals
+//!   keep 0.23's order (skip 'deleted', web `DelPkg` / `DelVer`, skip
+//!   queue, then `delete_package` / `delete_version`): they are marked in
+//!   the slice's transaction, announced after it commits, and deleted in
+//!   the next one; a slice is split only where an event touches a package
+//!   whose removal is still being announced. The
 //!   serial is stored in the same transaction as the last events it covers,
 //!   and never lowered. Descriptions are fetched afterwards, off the
 //!   critical path, and stored (with a `Project` rewrite) as they arrive.
@@ -100,6 +104,9 @@ pub struct CloudGazerConfig {
     pub poll_interval: Duration,
     /// Most events applied per `on_ready` call.
     pub chunk: usize,
+    /// The next changelog batch is fetched while fewer events than this
+    /// wait to be applied (so reading PyPI overlaps writing the database).
+    pub prefetch_below: usize,
     /// The HTTP client's settings (timeouts, queues).
     pub client: ClientConfig,
 }
@@ -114,6 +121,7 @@ impl CloudGazerConfig {
             dev_mode: false,
             poll_interval: POLL_INTERVAL,
             chunk: 1000,
+            prefetch_below: 10_000,
             client: ClientConfig::new(pypi_xmlrpc, pypi_json),
         }
     }
@@ -221,6 +229,12 @@ enum Removal {
 }
 
 impl Removal {
+    fn package(&self) -> &str {
+        match self {
+            Removal::Package(p) | Removal::Version(p, _) => p,
+        }
+    }
+
     fn finish(&self, db: &mut Database) -> Result<(), DbError> {
         match self {
             Removal::Package(p) => db.delete_package(p),
@@ -240,6 +254,10 @@ struct Segment {
     alias_index: HashMap<(String, String), usize>,
     /// Packages whose description should be (re)fetched.
     describe: Vec<String>,
+    /// Removals marked in this transaction, to finish after it.
+    removals: Vec<Removal>,
+    /// Their packages: an event about one of them ends the transaction.
+    removed: HashSet<String>,
 }
 
 impl Segment {
@@ -510,7 +528,11 @@ impl CloudGazer {
                 }
             }
         }
-        if self.has_backlog() || self.client.changelog_in_flight() || now < self.next_poll {
+        if self.backlog.len() >= self.config.prefetch_below
+            || !self.stash.is_empty()
+            || self.client.changelog_in_flight()
+            || now < self.next_poll
+        {
             return;
         }
         self.next_poll = now + self.config.poll_interval;
@@ -666,6 +688,12 @@ impl CloudGazer {
         }
     }
 
+    /// Applies `events` in as few transactions as 0.23's removal order
+    /// allows: a removal is marked (skip 'deleted') in the transaction of
+    /// the events around it; after that commits, the web output and the
+    /// slave driver are told, and the next transaction deletes the rows.
+    /// A transaction ends early only when an event touches a package whose
+    /// removal is still waiting for that.
     fn apply_events(
         &mut self,
         events: &[PypiEvent],
@@ -676,29 +704,35 @@ impl CloudGazer {
         wanted: &mut Vec<String>,
     ) -> Result<(), DbError> {
         let mut i = 0;
-        let mut pending: Option<Removal> = None;
+        let mut finishing: Vec<Removal> = Vec::new();
         let stored = self.stored;
         loop {
             let mut seg = Segment::default();
-            let outcome = db.transaction(|db| {
-                if let Some(r) = &pending {
+            let done = db.transaction(|db| {
+                for r in &finishing {
                     r.finish(db)?;
                 }
-                while i < events.len() {
-                    let event = &events[i];
+                while let Some(event) = events.get(i) {
+                    let canon = canonicalize(&event.name);
+                    if seg.removed.contains(&canon) {
+                        break;
+                    }
                     i += 1;
-                    if let Some(removal) = self.apply_event(event, db, &mut seg)? {
-                        seg.flush_aliases(db)?;
-                        return Ok(Some(removal));
+                    if let Some(removal) = self.apply_event(event, canon, db, &mut seg)? {
+                        seg.removed.insert(removal.package().to_owned());
+                        seg.removals.push(removal);
                     }
                 }
                 seg.flush_aliases(db)?;
-                if let Some(s) = serial.filter(|&s| s > stored) {
-                    db.set_pypi_serial(s)?;
+                let done = i >= events.len() && seg.removals.is_empty();
+                if done {
+                    if let Some(s) = serial.filter(|&s| s > stored) {
+                        db.set_pypi_serial(s)?;
+                    }
                 }
-                Ok(None)
+                Ok(done)
             })?;
-            for (package, both) in seg.web {
+            for (package, both) in std::mem::take(&mut seg.web) {
                 let req = if both {
                     WebRequest::Both(package)
                 } else {
@@ -707,22 +741,22 @@ impl CloudGazer {
                 web.request(req, db);
             }
             wanted.append(&mut seg.describe);
-            match outcome {
-                None => return Ok(()),
-                Some(removal) => {
-                    match &removal {
-                        Removal::Package(p) => {
-                            web.request(WebRequest::DelPkg(p.clone()), db);
-                            skip.skip_package(p);
-                        }
-                        Removal::Version(p, v) => {
-                            web.request(WebRequest::DelVer(p.clone(), v.clone()), db);
-                            skip.skip_version(p, v);
-                        }
+            for removal in &seg.removals {
+                match removal {
+                    Removal::Package(p) => {
+                        web.request(WebRequest::DelPkg(p.clone()), db);
+                        skip.skip_package(p);
                     }
-                    pending = Some(removal);
+                    Removal::Version(p, v) => {
+                        web.request(WebRequest::DelVer(p.clone(), v.clone()), db);
+                        skip.skip_version(p, v);
+                    }
                 }
             }
+            if done {
+                return Ok(());
+            }
+            finishing = seg.removals;
         }
     }
 
@@ -731,10 +765,10 @@ impl CloudGazer {
     fn apply_event(
         &mut self,
         event: &PypiEvent,
+        canon: String,
         db: &mut Database,
         seg: &mut Segment,
     ) -> Result<Option<Removal>, DbError> {
-        let canon = canonicalize(&event.name);
         let version = event.version.as_deref();
         if let Some(why) = invalid(&event.name, &canon, version) {
             self.stats.rejected += 1;
