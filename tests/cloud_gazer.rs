@@ -509,7 +509,7 @@ fn big_batches_are_applied_in_slices_and_the_serial_covers_them() {
         }
     ));
     // 500 events (create + source per release) in slices of 100
-    assert!(max_backlog >= 400 && max_backlog < 500, "{max_backlog}");
+    assert!((400..500).contains(&max_backlog), "{max_backlog}");
     assert_eq!(packages(&mut admin).len(), 250);
     assert_eq!(versions(&mut admin).len(), 250);
     assert_eq!(serial(&mut admin), h);

@@ -638,11 +638,18 @@ impl CloudGazer {
         if yielded.is_empty() {
             return;
         }
+        let (n, before) = (yielded.len(), self.backlog.len());
         for entry in yielded {
             if let Some(event) = self.classifier.classify(entry) {
                 self.backlog.push_back(event);
             }
         }
+        log::debug!(
+            target: LOG,
+            "{} events to apply; {} ignored (other actions, or repeated files)",
+            self.backlog.len() - before,
+            n - (self.backlog.len() - before)
+        );
         self.target = self.target.max(self.buffer.serial());
     }
 
