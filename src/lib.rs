@@ -13,11 +13,16 @@ pub mod info;
 pub mod initdb;
 pub mod logging;
 pub mod master;
+pub mod names;
 pub mod protocol;
 pub mod pypi;
 pub mod signals;
+pub mod slave;
 pub mod systemd;
 pub mod testing;
+#[doc(hidden)]
+pub mod testing_sdist;
+pub mod wheel;
 
 /// The version of this crate (not the database schema level, which is
 /// [`SCHEMA_VERSION`]).

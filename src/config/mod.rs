@@ -16,6 +16,7 @@
 
 mod file;
 pub mod master;
+pub mod slave;
 
 use std::collections::HashMap;
 use std::ffi::OsString;

@@ -33,24 +33,9 @@ pub const LOG_TARGET: &str = "pypi";
 /// can tell whose requests these are.
 pub const USER_AGENT: &str = concat!("piwheels-rs/", env!("CARGO_PKG_VERSION"));
 
-/// A project name in its PEP 503 canonical form: runs of `-`, `_` and `.`
-/// become one `-`, and the result is lower-cased.
-pub fn canonicalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_run = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_run {
-                out.push('-');
-                in_run = true;
-            }
-        } else {
-            in_run = false;
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
-}
+/// A project name in its PEP 503 canonical form (the crate's one rule,
+/// re-exported here because every name from PyPI goes through it).
+pub use crate::names::canonicalize;
 
 #[cfg(test)]
 mod tests {

@@ -431,7 +431,7 @@ impl<R: BufRead> Parser<R> {
                 Event::GeneralRef(r) => {
                     let resolved = match r.resolve_char_ref() {
                         Ok(Some(c)) => c,
-                        Ok(None) => match r.as_ref() {
+                        Ok(None) => match &*r as &[u8] {
                             b"amp" => '&',
                             b"lt" => '<',
                             b"gt" => '>',
