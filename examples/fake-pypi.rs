@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example fake-pypi -- [--port N] [--packages SPEC ...] [--events N]
-//!                                  [--tls-cert FILE --tls-key FILE]
+//!                                  [--tls-cert FILE --tls-key FILE] [--in-tree-sdists]
 //! ```
 //!
 //! * `--port N`: listen on 127.0.0.1:N (default: any free port; printed).
@@ -13,13 +13,18 @@
 //!   releases without sdists) for a bigger catch-up.
 //! * `--tls-cert`/`--tls-key`: serve HTTPS with this PEM certificate chain
 //!   and key instead of plain HTTP.
+//! * `--in-tree-sdists`: serve sdists with an in-tree build backend that
+//!   pip builds with nothing installed, build isolation or not (what
+//!   piw-slave's pip flags need offline); by default they are setuptools
+//!   projects, built with `--no-build-isolation` where python3-setuptools
+//!   and python3-wheel are installed.
 //!
 //! The events are stamped an hour ago and a heartbeat is added at the end,
 //! so a master's 5-minute ordering window lets them all through at once.
 //! It prints the master options to use and the pip command that builds
 //! from its index, then serves until interrupted.
 
-use piwheels::fake_pypi::{Event, FakePypi};
+use piwheels::fake_pypi::{Event, FakePypi, SdistKind};
 
 fn pem_items(path: &str, tag: &str) -> Result<Vec<Vec<u8>>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
@@ -68,10 +73,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.contains(["-h", "--help"]) {
         println!(
             "usage: fake-pypi [--port N] [--packages SPEC ...] [--events N] \
-             [--tls-cert FILE --tls-key FILE]\n  SPEC is name or name==version"
+             [--tls-cert FILE --tls-key FILE] [--in-tree-sdists]\n  SPEC is name or name==version"
         );
         return Ok(());
     }
+    let in_tree = args.contains("--in-tree-sdists");
     let port: u16 = args.opt_value_from_str("--port")?.unwrap_or(0);
     let events: usize = args.opt_value_from_str("--events")?.unwrap_or(0);
     let cert: Option<String> = args.opt_value_from_str("--tls-cert")?;
@@ -92,7 +98,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
-    let mut builder = FakePypi::builder().port(port).start_time(now - 3600);
+    let kind = if in_tree {
+        SdistKind::InTree
+    } else {
+        SdistKind::Setuptools
+    };
+    let mut builder = FakePypi::builder()
+        .port(port)
+        .start_time(now - 3600)
+        .sdists(kind);
     if let (Some(cert), Some(key)) = (&cert, &key) {
         let chain = pem_items(cert, "CERTIFICATE")?;
         let mut keys = pem_items(key, "PRIVATE KEY")?;
@@ -134,8 +148,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .first()
         .map(|s| s.split_once("==").unwrap_or((s, "1.0")))
     {
+        let isolation = if in_tree { "" } else { " --no-build-isolation" };
         println!(
-            "  /usr/bin/python3 -m pip wheel --no-deps --no-build-isolation \
+            "  python3 -m pip wheel --no-deps{isolation} \
              --index-url {} --wheel-dir /tmp/wheels {name}=={version}",
             pypi.simple_url()
         );

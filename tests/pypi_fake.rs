@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use piwheels::fake_pypi::FakePypi;
+use piwheels::fake_pypi::{FakePypi, SdistKind};
 
 fn get(url: &str) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -126,5 +126,45 @@ fn pip_builds_the_sdists_offline() {
     assert!(wheels[0].starts_with("Foo_Bar-1.0-"), "{wheels:?}");
     assert!(wheels[1].contains("2.0rc1"), "{wheels:?}");
     assert_eq!(fake.file_calls(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn in_tree_sdists_build_with_piwheels_own_pip_flags() {
+    // piw-slave runs pip with build isolation and nothing but the index;
+    // the in-tree flavour needs no build requirements at all.
+    let fake = FakePypi::builder()
+        .sdists(SdistKind::InTree)
+        .start()
+        .unwrap();
+    fake.add_release("Tiny_Pkg", "0.3");
+    let dir = std::env::temp_dir().join(format!("piw-pip-iso-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new("python3")
+        .args(["-m", "pip", "wheel"])
+        .arg(format!("--wheel-dir={}", dir.display()))
+        .args([
+            "--no-deps",
+            "--no-cache-dir",
+            "--no-binary=Tiny_Pkg",
+            "--prefer-binary",
+        ])
+        .args(["--exists-action=w", "--disable-pip-version-check"])
+        .arg(format!("--index-url={}", fake.simple_url()))
+        .arg("Tiny_Pkg==0.3")
+        .env("PIP_NO_INPUT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pip wheel failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wheels: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(wheels, vec!["tiny_pkg-0.3-py3-none-any.whl".to_owned()]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,8 +6,11 @@
 //!   a scripted event list, at most 50,000 events per answer as PyPI does;
 //! * the JSON API `/pypi/<project>/json` (`info.summary` and the releases);
 //! * a PEP 503 simple index, `/simple/` and `/simple/<project>/`, linking
-//!   to real sdists generated on the fly (`/packages/<file>`), which build
-//!   offline with `python3 -m pip wheel --no-deps --no-build-isolation`
+//!   to real sdists generated on the fly (`/packages/<file>`): setuptools
+//!   projects, which build offline with `python3 -m pip wheel --no-deps
+//!   --no-build-isolation` where setuptools and wheel are installed, or
+//!   (`Builder::sdists(SdistKind::InTree)`) projects with an in-tree
+//!   backend that build offline with pip alone, build isolation or not
 //!   (see [`sdist`]).
 //!
 //! It can misbehave on request ([`Misbehaviour`]): HTTP errors, 429 with a
@@ -38,6 +41,7 @@ use std::time::Duration;
 use serde_json::json;
 
 pub use http::{Request, Response};
+pub use sdist::SdistKind;
 
 use crate::pypi::canonicalize;
 use crate::pypi::xmlrpc::{escape, fault_response};
@@ -99,6 +103,7 @@ struct Project {
 
 #[derive(Debug, Default)]
 struct State {
+    sdists: sdist::SdistKind,
     events: Vec<Event>,
     next_serial: i64,
     clock: i64,
@@ -136,9 +141,16 @@ pub struct Builder {
     first_serial: i64,
     page: usize,
     start_time: i64,
+    sdists: sdist::SdistKind,
 }
 
 impl Builder {
+    /// Which kind of sdists to serve (default: setuptools projects).
+    pub fn sdists(mut self, kind: sdist::SdistKind) -> Builder {
+        self.sdists = kind;
+        self
+    }
+
     /// Listen on this port of 127.0.0.1 (0: any free port, the default).
     pub fn port(mut self, port: u16) -> Builder {
         self.port = port;
@@ -190,6 +202,7 @@ impl Builder {
                 next_serial: self.first_serial,
                 clock: self.start_time,
                 page: self.page,
+                sdists: self.sdists,
                 ..State::default()
             }),
             stop: stop.clone(),
@@ -242,6 +255,7 @@ impl FakePypi {
             first_serial: FIRST_SERIAL,
             page: PAGE,
             start_time: START_TIME,
+            sdists: sdist::SdistKind::Setuptools,
         }
     }
 
@@ -895,7 +909,7 @@ fn package_file(shared: &Shared, file: &str) -> Response {
         for (v, r) in &p.releases {
             if r.sdist && sdist::sdist_filename(&p.name, v) == file {
                 let summary = p.summary.clone().unwrap_or_default();
-                let bytes = sdist::sdist(&p.name, v, &summary, r.uploaded);
+                let bytes = sdist::sdist_of(s.sdists, &p.name, v, &summary, r.uploaded);
                 return Response::new(200, "application/gzip", bytes);
             }
         }

@@ -12,6 +12,11 @@
 //!
 //! The bytes depend only on the inputs (fixed mtime, owner and order), so
 //! the same release always has the same hash.
+//!
+//! [`SdistKind::InTree`] makes the other flavour: the project of
+//! [`crate::testing_sdist`], whose in-tree PEP 517 backend needs nothing at
+//! all, so pip builds it even with build isolation (piwheels' own pip
+//! flags) and no index to fetch setuptools from.
 
 use std::io::Write;
 
@@ -19,6 +24,88 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use crate::pypi::canonicalize;
+
+/// Which kind of project the sdists hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SdistKind {
+    /// setuptools (`setuptools.build_meta`): a realistic project. pip builds
+    /// it offline with `--no-build-isolation` where setuptools and wheel are
+    /// installed.
+    #[default]
+    Setuptools,
+    /// `testing_sdist`'s in-tree backend (`requires = []`): builds offline
+    /// with or without build isolation, with pip alone.
+    InTree,
+}
+
+/// The sdist of `name` `version` in the given flavour.
+pub fn sdist_of(kind: SdistKind, name: &str, version: &str, summary: &str, mtime: i64) -> Vec<u8> {
+    match kind {
+        SdistKind::Setuptools => sdist(name, version, summary, mtime),
+        SdistKind::InTree => in_tree_sdist(name, version, mtime),
+    }
+}
+
+/// An sdist of `testing_sdist`'s in-tree-backend project, tarred here (its
+/// tree comes from [`crate::testing_sdist::SdistSpec::write_tree`]).
+pub fn in_tree_sdist(name: &str, version: &str, mtime: i64) -> Vec<u8> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let spec = crate::testing_sdist::SdistSpec::new(name, version);
+    let tmp = std::env::temp_dir().join(format!(
+        "fake-pypi-sdist-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut files = vec![("PKG-INFO".to_owned(), spec.metadata().into_bytes())];
+    let written = spec.write_tree(&tmp).and_then(|()| {
+        let mut found = Vec::new();
+        collect_files(&tmp, &tmp, &mut found)?;
+        Ok(found)
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    match written {
+        Ok(found) => files.extend(found),
+        Err(e) => files.push(("WRITE-ERROR.txt".to_owned(), e.to_string().into_bytes())),
+    }
+    files.sort();
+    let top = format!("{}-{}", dist_name(name), one_line(version));
+    let mut tar = Vec::new();
+    append_dir(&mut tar, &format!("{top}/"), mtime);
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, _) in &files {
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            dirs.insert(dir.to_owned());
+        }
+    }
+    for dir in dirs {
+        append_dir(&mut tar, &format!("{top}/{dir}/"), mtime);
+    }
+    for (path, content) in &files {
+        append_file(&mut tar, &format!("{top}/{path}"), content, mtime);
+    }
+    tar.extend_from_slice(&[0u8; 1024]);
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(&tar).expect("writing to a Vec cannot fail");
+    gz.finish().expect("writing to a Vec cannot fail")
+}
+
+fn collect_files(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(root, &path, out)?;
+        } else {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            out.push((rel.to_string_lossy().into_owned(), std::fs::read(&path)?));
+        }
+    }
+    Ok(())
+}
 
 /// The distribution name used in file names (PEP 625): canonical, with `_`.
 pub fn dist_name(name: &str) -> String {
@@ -256,6 +343,25 @@ mod tests {
         );
         let pkg_info = String::from_utf8(got[2].2.clone()).unwrap();
         assert!(pkg_info.contains("Name: Foo_Bar\nVersion: 1.0\nSummary: A test package\n"));
+    }
+
+    #[test]
+    fn in_tree_flavour() {
+        let bytes = sdist_of(SdistKind::InTree, "Tiny-Pkg", "1.0", "", 5);
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+        let paths: Vec<_> = entries(&tar).into_iter().map(|e| e.0).collect();
+        for want in [
+            "tiny_pkg-1.0/PKG-INFO",
+            "tiny_pkg-1.0/pyproject.toml",
+            "tiny_pkg-1.0/piw_test_backend.py",
+            "tiny_pkg-1.0/piw_test_backend.json",
+            "tiny_pkg-1.0/tiny_pkg/__init__.py",
+        ] {
+            assert!(paths.iter().any(|p| p == want), "{want} not in {paths:?}");
+        }
     }
 
     #[test]
