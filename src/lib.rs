@@ -7,12 +7,15 @@
 
 pub mod config;
 pub mod db;
+#[doc(hidden)]
+pub mod fake_pypi;
 pub mod info;
 pub mod initdb;
 pub mod logging;
 pub mod master;
 pub mod names;
 pub mod protocol;
+pub mod pypi;
 pub mod signals;
 pub mod slave;
 pub mod systemd;

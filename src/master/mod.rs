@@ -18,6 +18,7 @@
 //!   systemd's `Restart=on-failure` restarts it (piwheels exits 0).
 
 pub mod big_brother;
+pub mod cloud_gazer;
 pub mod file_juggler;
 pub mod mr_chase;
 pub mod slave_driver;
