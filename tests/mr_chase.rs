@@ -10,6 +10,7 @@ use common::TempDir;
 use piwheels::db::Database;
 use piwheels::master::file_juggler::{FileJuggler, hex};
 use piwheels::master::mr_chase::{Env, MrChase, Reply};
+use piwheels::master::policy::BuildPolicy;
 use piwheels::master::tasks::{Skip, Stat, WebRequest};
 use piwheels::protocol::file::MasterFrame;
 use piwheels::protocol::import::{AddPackage, AddVersion, RemovePackage, RemoveVersion};
@@ -28,6 +29,7 @@ struct Rig {
     web: Vec<WebRequest>,
     skips: Vec<Skip>,
     stats: Vec<Stat>,
+    policy: BuildPolicy,
     now: Instant,
 }
 
@@ -54,6 +56,7 @@ impl Rig {
             web: vec![],
             skips: vec![],
             stats: vec![],
+            policy: BuildPolicy::all(),
             now: Instant::now(),
         }
     }
@@ -65,6 +68,7 @@ impl Rig {
             web: &mut self.web,
             skip: &mut self.skips,
             stats: &mut self.stats,
+            policy: &self.policy,
             now: self.now,
             utc: Utc::now(),
         };
@@ -284,6 +288,7 @@ fn a_quiet_importer_is_dropped_and_the_next_one_served() {
         web: &mut r.web,
         skip: &mut r.skips,
         stats: &mut r.stats,
+        policy: &r.policy,
         now: r.now,
         utc: Utc::now(),
     };
@@ -492,6 +497,7 @@ fn garbage_gets_no_reply() {
         web: &mut r.web,
         skip: &mut r.skips,
         stats: &mut r.stats,
+        policy: &r.policy,
         now: r.now,
         utc: Utc::now(),
     };

@@ -78,6 +78,25 @@ const MASTER_OPTS: &[Opt] = &[
     ),
     Opt::value(
         None,
+        "--allow-list",
+        "FILE",
+        None,
+        "Build only the packages this file names: one PEP 503 name or shell pattern \
+         (django-*) a line, # for comments. PyPI is still followed completely; other \
+         packages are skipped with the reason 'not on the allow-list'. Re-read on \
+         SIGHUP (systemctl reload). Without it, every package is built, as piwheels \
+         does",
+    ),
+    Opt::value(
+        None,
+        "--newest-releases",
+        "N",
+        None,
+        "With --allow-list, build only each package's newest N releases (default: all \
+         of them)",
+    ),
+    Opt::value(
+        None,
         "--web-base-url",
         "URL",
         None,
@@ -278,6 +297,10 @@ pub struct MasterConfig {
     pub pypi_xmlrpc: String,
     pub pypi_simple: String,
     pub pypi_json: String,
+    /// `--allow-list`: build only what it names (None: everything).
+    pub allow_list: Option<PathBuf>,
+    /// `--newest-releases`.
+    pub newest_releases: Option<usize>,
     /// `--web-base-url`; `None`: `http://<host name>/`.
     pub web_base_url: Option<String>,
     pub web_title: String,
@@ -309,6 +332,21 @@ impl MasterConfig {
             if s.value(key).trim().is_empty() {
                 return Err(bad(key, "must not be empty"));
             }
+        }
+        let newest_releases = match s.get("newest-releases") {
+            None => None,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(bad(
+                        "newest-releases",
+                        &format!("{v:?} is not a positive number"),
+                    ));
+                }
+            },
+        };
+        if newest_releases.is_some() && s.get("allow-list").is_none() {
+            return Err(bad("newest-releases", "only applies with --allow-list"));
         }
         for key in ["web-base-url", "web-issues-url"] {
             if let Some(v) = s.get(key) {
@@ -345,6 +383,11 @@ impl MasterConfig {
             pypi_xmlrpc: s.value("pypi-xmlrpc"),
             pypi_simple: s.value("pypi-simple"),
             pypi_json: s.value("pypi-json"),
+            allow_list: s
+                .get("allow-list")
+                .filter(|v| !v.is_empty())
+                .map(expand_user),
+            newest_releases,
             web_base_url: s
                 .get("web-base-url")
                 .filter(|v| !v.is_empty())
@@ -385,6 +428,8 @@ impl MasterConfig {
             pypi_xmlrpc: defaults::PYPI_XMLRPC.to_string(),
             pypi_simple: defaults::PYPI_SIMPLE.to_string(),
             pypi_json: defaults::PYPI_JSON.to_string(),
+            allow_list: None,
+            newest_releases: None,
             web_base_url: None,
             web_title: "piwheels".to_string(),
             web_issues_url: String::new(),
@@ -483,6 +528,8 @@ mod tests {
             "--pypi-xmlrpc URL",
             "--pypi-simple URL",
             "--pypi-json URL",
+            "--allow-list FILE",
+            "--newest-releases N",
             "--web-base-url URL",
             "--web-title TEXT",
             "--web-issues-url URL",

@@ -29,6 +29,7 @@
 mod bulk;
 mod calls;
 pub mod dsn;
+mod policy;
 mod project;
 mod types;
 

@@ -74,6 +74,7 @@ use chrono::{DateTime, Utc};
 use crate::config::master::MasterConfig;
 use crate::db::{Database, DbError};
 use crate::logging::target;
+use crate::master::policy::BuildPolicy;
 use crate::master::tasks::{SkipQueue, WebQueue, WebRequest};
 use crate::pypi::client::{ClientConfig, FetchError, Lookup, PypiClient, Reply};
 use crate::pypi::events::{Classifier, EventKind, PypiEvent};
@@ -258,6 +259,9 @@ struct Segment {
     removals: Vec<Removal>,
     /// Their packages: an event about one of them ends the transaction.
     removed: HashSet<String>,
+    /// Allowed packages that gained a release (for the newest-releases
+    /// rule).
+    released: Vec<String>,
 }
 
 impl Segment {
@@ -377,6 +381,9 @@ pub struct CloudGazer {
     paused: bool,
     next_poll: Instant,
     skip_default: &'static str,
+    /// What the farm builds (the allow-list): decides new packages' skip
+    /// reason and, with a newest-releases limit, which releases to build.
+    policy: BuildPolicy,
     fetch_complaint: Complaint,
     db_complaint: Complaint,
     stats: GazerStats,
@@ -405,6 +412,7 @@ impl CloudGazer {
         let client = PypiClient::new(client_config, ctx).map_err(CloudGazerError::Zmq)?;
         let mut gazer = CloudGazer {
             skip_default: if config.dev_mode { DEV_MODE_SKIP } else { "" },
+            policy: BuildPolicy::all(),
             config,
             client,
             buffer: OrderingBuffer::new(0),
@@ -441,6 +449,12 @@ impl CloudGazer {
         self.backlog.clear();
         self.reload = false;
         Ok(())
+    }
+
+    /// Applies a (new) build policy to the packages and releases that
+    /// arrive from now on.
+    pub fn set_policy(&mut self, policy: BuildPolicy) {
+        self.policy = policy;
     }
 
     /// The worker's wake-up socket (readable: call [`CloudGazer::on_ready`]).
@@ -731,6 +745,11 @@ impl CloudGazer {
                     }
                 }
                 seg.flush_aliases(db)?;
+                if self.policy.limits_releases() && !seg.released.is_empty() {
+                    seg.released.sort();
+                    seg.released.dedup();
+                    self.policy.reevaluate_versions(db, &seg.released)?;
+                }
                 let done = i >= events.len() && seg.removals.is_empty();
                 if done {
                     if let Some(s) = serial.filter(|&s| s > stored) {
@@ -811,7 +830,11 @@ impl CloudGazer {
         let known = self.packages.contains(&canon);
         if !known || self.verify {
             self.packages.insert(&canon);
-            if db.add_new_package(&canon, self.skip_default, "")? {
+            let skip = match self.skip_default {
+                "" => self.policy.new_package_skip(&canon),
+                dev => dev,
+            };
+            if db.add_new_package(&canon, skip, "")? {
                 log::info!(target: LOG, "added package {canon}");
                 seg.web(&canon, true);
                 if describable {
@@ -844,6 +867,9 @@ impl CloudGazer {
                 let skip = if source { "" } else { "binary only" };
                 if db.add_new_package_version(&canon, v, Some(utc(event.timestamp)), skip)? {
                     log::info!(target: LOG, "added package {canon} version {v}");
+                    if self.policy.limits_releases() && self.policy.allows(&canon) {
+                        seg.released.push(canon.clone());
+                    }
                     if !source {
                         log::info!(
                             target: LOG,

@@ -21,6 +21,7 @@ pub mod big_brother;
 pub mod cloud_gazer;
 pub mod file_juggler;
 pub mod mr_chase;
+pub mod policy;
 pub mod slave_driver;
 mod sockets;
 pub mod tasks;
@@ -43,6 +44,7 @@ use big_brother::BigBrother;
 use cloud_gazer::{CloudGazer, CloudGazerConfig};
 use file_juggler::FileJuggler;
 use mr_chase::MrChase;
+use policy::BuildPolicy;
 use slave_driver::{Alert, Env, SlaveControl, SlaveDriver};
 pub use sockets::Sockets;
 use tasks::StatusSink;
@@ -111,6 +113,8 @@ pub struct Master {
     architect: TheArchitect,
     mr_chase: MrChase,
     cloud_gazer: Option<CloudGazer>,
+    /// What this farm builds (`--allow-list`, `--newest-releases`).
+    policy: BuildPolicy,
     web: Web,
     stats: BigBrother,
     /// The HELLO published to every monitor that says HELLO.
@@ -169,12 +173,14 @@ impl Master {
             ))
         })?;
         let stats = BigBrother::new(config.output_path.clone(), now, utc);
-        let cloud_gazer = CloudGazer::new(
+        let mut cloud_gazer = CloudGazer::new(
             CloudGazerConfig::from_master(&config),
             &sockets.ctx,
             &mut db,
         )
         .map_err(|e| MasterError(format!("cannot start cloud_gazer: {e}")))?;
+        let policy = load_policy(&config).map_err(MasterError)?;
+        cloud_gazer.set_policy(policy.clone());
         let (os_name, os_version) = crate::info::os_name_version();
         let hello = MasterHello {
             timestamp: now_utc(),
@@ -205,6 +211,7 @@ impl Master {
             architect,
             mr_chase: MrChase::new(),
             cloud_gazer: Some(cloud_gazer),
+            policy,
             web,
             stats,
             hello,
@@ -216,6 +223,7 @@ impl Master {
     /// Runs the poll loop until QUIT or a signal, then shuts down in order.
     pub fn run(mut self) -> Result<Stop, MasterError> {
         log::info!(target: target::MASTER, "PiWheels Master version {}", crate::VERSION);
+        self.apply_policy()?;
         self.notifier.ready();
         let stop = self.poll_loop();
         self.notifier.stopping();
@@ -400,6 +408,7 @@ impl Master {
                 web: &mut self.web,
                 skip: &mut self.slave_driver,
                 stats: &mut self.stats,
+                policy: &self.policy,
                 now: Instant::now(),
                 utc: now_utc(),
             };
@@ -435,6 +444,54 @@ impl Master {
         }
     }
 
+    /// Brings the database's skips in line with the build policy (at start
+    /// and after a reload) and has the pages and queues follow.
+    fn apply_policy(&mut self) -> Result<(), MasterError> {
+        let changes = self
+            .policy
+            .reevaluate(&mut self.db)
+            .map_err(|e| MasterError(format!("cannot apply the build policy: {e}")))?;
+        policy::log_changes(&self.policy, &changes);
+        // Only packages whose skips changed need their pages rewritten; a
+        // big change is cheaper as one chunked full rewrite.
+        if changes.packages.len() > 1000 {
+            use tasks::WebQueue;
+            let _ = self.web.request_all(false, &mut self.db);
+        } else {
+            for package in changes.packages {
+                tasks::WebQueue::request(
+                    &mut self.web,
+                    tasks::WebRequest::Project(package),
+                    &mut self.db,
+                );
+            }
+        }
+        self.architect.refresh_now(Instant::now());
+        Ok(())
+    }
+
+    /// SIGHUP: reads the allow-list again and applies it. A list that
+    /// cannot be read leaves the old policy in force.
+    fn reload_policy(&mut self) {
+        let policy = match load_policy(&self.config) {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!(target: target::MASTER, "SIGHUP: {e}; keeping the current build policy");
+                return;
+            }
+        };
+        log::warn!(target: target::MASTER, "SIGHUP: reloading the build policy");
+        let old = std::mem::replace(&mut self.policy, policy);
+        if let Err(e) = self.apply_policy() {
+            log::error!(target: target::MASTER, "{e}; keeping the current build policy");
+            self.policy = old;
+            return;
+        }
+        if let Some(g) = self.cloud_gazer.as_mut() {
+            g.set_policy(self.policy.clone());
+        }
+    }
+
     /// Lets cloud_gazer start a PyPI fetch (`timer`) or apply what one
     /// brought back.
     fn read_pypi(&mut self, timer: bool) {
@@ -462,9 +519,7 @@ impl Master {
         loop {
             match self.signals.read() {
                 Ok(Some(Signal::Term | Signal::Int)) => return Some(Stop::Signal),
-                Ok(Some(Signal::Hup)) => {
-                    log::info!(target: target::MASTER, "SIGHUP received; nothing to reload");
-                }
+                Ok(Some(Signal::Hup)) => self.reload_policy(),
                 Ok(None) => return None,
                 Err(e) => {
                     log::error!(target: target::MASTER, "cannot read signals: {e}");
@@ -597,6 +652,7 @@ impl Master {
                     web: &mut self.web,
                     skip: &mut self.slave_driver,
                     stats: &mut self.stats,
+                    policy: &self.policy,
                     now: Instant::now(),
                     utc: now_utc(),
                 };
@@ -660,6 +716,14 @@ impl Master {
     /// Whether the master is paused (for tests and the status line).
     pub fn is_paused(&self) -> bool {
         self.paused
+    }
+}
+
+/// The build policy the configuration asks for.
+fn load_policy(config: &MasterConfig) -> Result<BuildPolicy, String> {
+    match &config.allow_list {
+        None => Ok(BuildPolicy::all()),
+        Some(path) => BuildPolicy::load(path, config.newest_releases),
     }
 }
 

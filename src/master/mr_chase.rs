@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 use crate::db::{BuildLog, Database, DbError};
 use crate::logging::target;
 use crate::master::file_juggler::{FileJuggler, VerifyError, check_wheel_name};
+use crate::master::policy::BuildPolicy;
 use crate::master::slave_driver::built_file;
 use crate::master::slave_driver::slave::Transfers;
 use crate::master::tasks::{SkipQueue, StatsSink, WebQueue, WebRequest};
@@ -59,6 +60,8 @@ pub struct Env<'a> {
     /// The slave driver (piwheels' skip queue).
     pub skip: &'a mut dyn SkipQueue,
     pub stats: &'a mut dyn StatsSink,
+    /// The build policy: new packages it rules out are skipped.
+    pub policy: &'a BuildPolicy,
     pub now: Instant,
     pub utc: DateTime<Utc>,
 }
@@ -431,6 +434,10 @@ impl MrChase {
         )? {
             if req.yank {
                 env.db.yank_version(&package, &req.version)?;
+            }
+            if env.policy.limits_releases() && env.policy.allows(&package) {
+                env.policy
+                    .reevaluate_versions(env.db, std::slice::from_ref(&package))?;
             }
             Self::add_aliases(env, &package, &req.package, &req.aliases)?;
             log::info!(target: target::MR_CHASE, "added {package} {}", req.version);

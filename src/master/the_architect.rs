@@ -55,6 +55,8 @@ pub struct TheArchitect {
     last_request: Option<Instant>,
     paused: bool,
     starved_after: Duration,
+    /// Refresh again when the running one ends (its view may be stale).
+    again: bool,
 }
 
 impl TheArchitect {
@@ -81,6 +83,7 @@ impl TheArchitect {
             in_flight: false,
             last_request: None,
             paused: false,
+            again: false,
             starved_after: if dev_mode {
                 Duration::from_secs(10)
             } else {
@@ -108,6 +111,16 @@ impl TheArchitect {
         }
     }
 
+    /// A refresh now (the build policy changed), or as soon as the one
+    /// running ends.
+    pub fn refresh_now(&mut self, now: Instant) {
+        if self.in_flight {
+            self.again = true;
+        } else {
+            self.refresh(now);
+        }
+    }
+
     /// A slave found no work: refresh if the last one is old enough.
     pub fn starved(&mut self, now: Instant) {
         if self
@@ -128,6 +141,9 @@ impl TheArchitect {
         match self.results.try_recv() {
             Ok(r) => {
                 self.in_flight = false;
+                if std::mem::take(&mut self.again) {
+                    self.refresh(Instant::now());
+                }
                 Some(r)
             }
             Err(_) => None,
