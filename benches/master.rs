@@ -257,6 +257,7 @@ fn main() {
     // Idle: start-up and memory.
     let mut startup = Vec::new();
     let mut rss = Vec::new();
+    let mut anon = Vec::new();
     let mut threads = 0;
     for _ in 0..runs {
         let t0 = Instant::now();
@@ -268,6 +269,7 @@ fn main() {
         std::thread::sleep(Duration::from_secs(1));
         let pid = master.child.id();
         rss.push(proc_status_kib(pid, "VmRSS").unwrap() as f64 / 1024.0);
+        anon.push(proc_status_kib(pid, "RssAnon").unwrap_or(0) as f64 / 1024.0);
         threads = proc_status_kib(pid, "Threads").unwrap_or(0);
         master.signal(libc::SIGTERM);
         master.wait_exit(Duration::from_secs(10));
@@ -279,6 +281,10 @@ fn main() {
         median(startup)
     );
     println!("| idle RSS | {:.2} MiB | target < 8 MiB |", median(rss));
+    println!(
+        "| idle RssAnon (private memory; the rest is code and shared libraries) | {:.2} MiB | |",
+        median(anon)
+    );
     println!("| threads | {threads} | piwheels 0.23: 16 |");
 
     // The slave protocol under load.
@@ -298,7 +304,10 @@ fn main() {
         );
         let cpu = (cpu_seconds(pid) - cpu0) / t0.elapsed().as_secs_f64();
         let rss = proc_status_kib(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0;
-        println!("| master RSS after the {n}-slave runs | {rss:.2} MiB | |");
+        let anon = proc_status_kib(pid, "RssAnon").unwrap_or(0) as f64 / 1024.0;
+        println!(
+            "| master RSS after the {n}-slave runs | {rss:.2} MiB ({anon:.2} MiB private) | |"
+        );
         println!(
             "| slave replies/s, {n} slaves | {ours:.0} ({:.0}% of echo, master CPU {:.0}%) | bare echo {echo:.0}/s; target >= 50% |",
             100.0 * ours / echo,

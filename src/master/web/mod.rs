@@ -230,6 +230,8 @@ impl Web {
         wall: DateTime<Utc>,
     ) -> Result<(), WebError> {
         self.scribe.setup()?;
+        let abis = db.get_build_abis(true)?.into_iter().collect();
+        self.scribe.set_abi_views(abis)?;
         let root = self.scribe.root();
         if !root.join("simple").join("index.html").exists() || !root.join("sitemap.xml").exists() {
             let n = self.scribe.write_simple_index(db, None, wall)?;

@@ -67,6 +67,8 @@ pub struct Project<'a> {
     pub package: &'a str,
     pub data: &'a ProjectData,
     pub releases: Vec<(&'a str, &'a Release, Version)>,
+    /// Only the files that install on this ABI (a per-ABI index view).
+    pub abi: Option<&'a str>,
 }
 
 impl<'a> Project<'a> {
@@ -86,6 +88,17 @@ impl<'a> Project<'a> {
             package,
             data,
             releases,
+            abi: None,
+        }
+    }
+
+    /// The same project as seen by a per-ABI index view (`simple-<abi>/`).
+    pub fn for_abi(&self, abi: &'a str) -> Project<'a> {
+        Project {
+            package: self.package,
+            data: self.data,
+            releases: self.releases.clone(),
+            abi: Some(abi),
         }
     }
 
@@ -93,9 +106,11 @@ impl<'a> Project<'a> {
     pub fn files(
         &self,
     ) -> impl Iterator<Item = (&'a str, &'a str, &'a Release, &'a FileInfo)> + '_ {
-        self.releases.iter().flat_map(|(v, r, _)| {
+        let abi = self.abi;
+        self.releases.iter().flat_map(move |(v, r, _)| {
             r.files
                 .iter()
+                .filter(move |(name, f)| abi.is_none_or(|abi| installs_on(abi, name, f)))
                 .map(move |(name, f)| (*v, name.as_str(), *r, f))
         })
     }
@@ -198,6 +213,49 @@ pub fn simple_page(
     s.push_str("</body>\n</html>\n");
     s.push_str(&stamp(now));
     s.into_bytes()
+}
+
+/// Whether a wheel installs on interpreters of `abi` (e.g. `cp311`): its
+/// own wheels, `abi3` wheels for that Python or older, and `none` wheels
+/// for Python 3 (or that Python or older). Platforms are left to pip.
+pub fn installs_on(abi: &str, filename: &str, f: &FileInfo) -> bool {
+    if f.abi_file == abi {
+        return true;
+    }
+    let Some(view) = python_of(abi) else {
+        return false;
+    };
+    let tags = crate::wheel::WheelName::parse(filename)
+        .map(|w| w.python_tag)
+        .unwrap_or_default();
+    let fits = |tag: &str| match tag {
+        "py3" => view.0 == 3,
+        t if t.starts_with("py") || t.starts_with("cp") => {
+            python_of(t).is_some_and(|(major, minor)| major == view.0 && minor <= view.1)
+        }
+        _ => false,
+    };
+    match f.abi_file.as_str() {
+        "abi3" => tags.split('.').any(|t| t.starts_with("cp") && fits(t)),
+        "none" => tags.split('.').any(fits),
+        _ => false,
+    }
+}
+
+/// The Python version of a tag: `cp311` → (3, 11), `cp37m` → (3, 7),
+/// `py39` → (3, 9), `py3` → (3, 0).
+fn python_of(tag: &str) -> Option<(u32, u32)> {
+    let digits: String = tag
+        .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let major = digits.get(..1)?.parse().ok()?;
+    let minor = digits
+        .get(1..)
+        .filter(|m| !m.is_empty())
+        .map_or(Some(0), |m| m.parse().ok())?;
+    Some((major, minor))
 }
 
 /// `simple/<package>/index.json`: the same page in PEP 691's JSON form
@@ -391,6 +449,9 @@ pub struct ProjectPage<'a> {
     pub releases: Vec<ReleaseRow<'a>>,
     pub fold: usize,
     pub updated: String,
+    /// The per-ABI index views to suggest for `pip.conf`: (OS release,
+    /// Python, index URL).
+    pub views: Vec<(String, String, String)>,
 }
 
 impl<'a> ProjectPage<'a> {
@@ -472,7 +533,27 @@ impl<'a> ProjectPage<'a> {
             releases,
             fold: FOLD,
             updated: now.format("%Y-%m-%d %H:%M UTC").to_string(),
+            views: Vec::new(),
         }
+    }
+
+    /// Suggests the per-ABI index views (`simple-<abi>/`) for `pip.conf`,
+    /// one per OS release, in the known order.
+    pub fn with_views(mut self, abis: &[String]) -> Self {
+        let known = |t: &str| KNOWN_ABIS.iter().position(|k| k.0 == t);
+        let mut tags: Vec<&String> = abis.iter().collect();
+        tags.sort_by_key(|t| known(t).unwrap_or(KNOWN_ABIS.len()));
+        self.views = tags
+            .into_iter()
+            .map(|t| {
+                let (os, python) = match known(t) {
+                    Some(i) => (KNOWN_ABIS[i].1.to_string(), KNOWN_ABIS[i].2.to_string()),
+                    None => (t.clone(), String::new()),
+                };
+                (os, python, format!("{}simple-{t}/", self.site.base_url))
+            })
+            .collect();
+        self
     }
 }
 

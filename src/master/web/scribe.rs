@@ -72,6 +72,8 @@ pub struct Scribe {
     root: PathBuf,
     site: Site,
     durable: bool,
+    /// Build ABIs with a per-ABI index view (`simple-<abi>/`).
+    abi_views: Vec<String>,
 }
 
 impl Scribe {
@@ -80,7 +82,33 @@ impl Scribe {
             root,
             site,
             durable: true,
+            abi_views: Vec::new(),
         }
+    }
+
+    /// Sets the ABIs that get a view of the index of their own,
+    /// `simple-<abi>/`, listing only the files that install there (the
+    /// ABI's own wheels plus the `none`/`abi3` ones that fit), so a pip on
+    /// one OS release never picks a wheel built for another (piwheels issue
+    /// #301). The views link to the same wheel files; their root index is a
+    /// link to `simple/index.html`, whose relative links lead to the view's
+    /// package pages.
+    pub fn set_abi_views(&mut self, abis: Vec<String>) -> Result<(), WebError> {
+        self.abi_views = abis.into_iter().filter(|a| safe_component(a)).collect();
+        for abi in &self.abi_views {
+            let dir = self.root.join(format!("simple-{abi}"));
+            ensure_dir(&dir)?;
+            let link = dir.join("index.html");
+            if fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink("../simple/index.html", &link)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The ABIs with an index view of their own.
+    pub fn abi_views(&self) -> &[String] {
+        &self.abi_views
     }
 
     /// Publishes without syncing first (benchmarks only: measures what
@@ -212,10 +240,26 @@ impl Scribe {
             batch.write(&index, &pages::simple_page(&p, &metadata, now))?;
             batch.write(&dir.join("index.json"), &pages::simple_json(&p, &metadata))?;
             written.files += 2;
+            for abi in &self.abi_views {
+                let view = p.for_abi(abi);
+                let dir = self.root.join(format!("simple-{abi}")).join(package);
+                ensure_dir(&dir)?;
+                batch.write(
+                    &dir.join("index.html"),
+                    &pages::simple_page(&view, &metadata, now),
+                )?;
+                batch.write(
+                    &dir.join("index.json"),
+                    &pages::simple_json(&view, &metadata),
+                )?;
+                written.files += 2;
+            }
         }
         let dir = self.project_dir(package);
         ensure_dir(&dir)?;
-        let html = ProjectPage::new(&self.site, &p, now).render()?;
+        let html = ProjectPage::new(&self.site, &p, now)
+            .with_views(&self.abi_views)
+            .render()?;
         batch.write(&dir.join("index.html"), html.as_bytes())?;
         let json_dir = dir.join("json");
         ensure_dir(&json_dir)?;
@@ -442,7 +486,19 @@ impl Scribe {
         ] {
             remove_if_exists(&f)?;
         }
-        for dir in [&simple, &project.join("json"), &project] {
+        let views: Vec<PathBuf> = self
+            .abi_views
+            .iter()
+            .map(|abi| self.root.join(format!("simple-{abi}")).join(package))
+            .collect();
+        for view in &views {
+            remove_if_exists(&view.join("index.html"))?;
+            remove_if_exists(&view.join("index.json"))?;
+        }
+        for dir in [&simple, &project.join("json"), &project]
+            .into_iter()
+            .chain(views.iter())
+        {
             if let Err(e) = fs::remove_dir(dir) {
                 if e.kind() != io::ErrorKind::NotFound {
                     log::error!(target: target::THE_SCRIBE, "cannot remove {}: {e}", dir.display());
