@@ -17,6 +17,7 @@
 //! - the process exits non-zero when it stops because of an error, so
 //!   systemd's `Restart=on-failure` restarts it (piwheels exits 0).
 
+pub mod lumberjack;
 mod sockets;
 pub mod tasks;
 pub mod timers;
