@@ -64,16 +64,22 @@ impl Tally {
         self.sent.iter().sum()
     }
 
-    /// One line for the log: `N lines: 3 LOGDOWNLOAD, ...`.
+    /// One short line for the log: `9 lines: 3 LOGDOWNLOAD, 1 LOGPAGE;
+    /// 4 ignored, 1 bad, 0 dropped` (kinds with none are left out).
     pub fn summary(&self) -> String {
         let sent: Vec<String> = LogType::ALL
             .iter()
+            .filter(|t| self.sent[t.index()] > 0)
             .map(|t| format!("{} {}", self.sent[t.index()], t.message_name()))
             .collect();
         format!(
-            "{} lines: sent {}; {} ignored, {} not in the log format, {} dropped",
+            "{} lines: {}; {} ignored, {} bad, {} dropped",
             self.lines,
-            sent.join(", "),
+            if sent.is_empty() {
+                "nothing sent".to_owned()
+            } else {
+                sent.join(", ")
+            },
             self.ignored,
             self.bad,
             self.dropped
@@ -119,6 +125,27 @@ mod tests {
             process_line(&f, &host),
             Outcome::Ignored(Ignored::NotAnAddress)
         ));
+    }
+
+    #[test]
+    fn summaries_are_short() {
+        let mut t = Tally {
+            lines: 9,
+            ignored: 4,
+            bad: 1,
+            ..Tally::default()
+        };
+        assert_eq!(
+            t.summary(),
+            "9 lines: nothing sent; 4 ignored, 1 bad, 0 dropped"
+        );
+        t.sent[LogType::Download.index()] = 3;
+        t.sent[LogType::Page.index()] = 1;
+        assert_eq!(
+            t.summary(),
+            "9 lines: 3 LOGDOWNLOAD, 1 LOGPAGE; 4 ignored, 1 bad, 0 dropped"
+        );
+        assert_eq!(t.sent_total(), 4);
     }
 
     #[test]
