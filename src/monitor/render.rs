@@ -143,6 +143,7 @@ fn draw_slaves(frame: &mut Frame<'_>, app: &App, now: DateTime<Utc>, area: Rect)
     let header = Row::new(SLAVE_COLUMNS.iter().map(|h| Cell::from(*h)))
         .style(Style::default().fg(Color::Black).bg(Color::Cyan));
     let table = Table::new(table_rows, constraints)
+        .column_spacing(2)
         .header(header)
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
         .block(Block::bordered().title(format!(" Build slaves ({}) ", slaves.len())));
