@@ -431,3 +431,27 @@ fn the_terminal_ui_shows_slaves_live_and_sends_commands() {
         standin.received
     );
 }
+
+#[test]
+fn once_against_our_own_master() {
+    let master = common::MasterProcess::start(&[]);
+    let out = Command::new(MONITOR)
+        .args([
+            "--once",
+            "--status-queue",
+            &master.ipc("status"),
+            "--control-queue",
+            &master.ipc("control"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{text}\nmaster: {}",
+        String::from_utf8_lossy(&out.stderr),
+        master.stderr()
+    );
+    let host = piwheels::info::hostname();
+    assert!(text.starts_with(&format!("Master {host} (")), "{text}");
+}
