@@ -150,7 +150,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut child = spawn_logger(&addr, &log);
     let mut got = 0u64;
     while got < n {
-        socket.poll(zmq::POLLIN, 1000)?;
+        socket.poll(zmq::POLLIN, 1000).expect("poll");
         while socket.recv_bytes(zmq::DONTWAIT).is_ok() {
             got += 1;
         }
@@ -205,7 +205,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(_) => 0,
             None => 1000,
         };
-        socket.poll(zmq::POLLIN, wait)?;
+        socket.poll(zmq::POLLIN, wait).expect("poll");
         let turn = Instant::now();
         lj.drain(&socket, DRAIN_MAX);
         if lj.flush_due(Instant::now()) {
