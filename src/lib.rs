@@ -7,16 +7,24 @@
 
 pub mod config;
 pub mod db;
+#[doc(hidden)]
+pub mod fake_pypi;
 pub mod info;
 pub mod initdb;
 pub mod logger;
 pub mod logging;
 pub mod master;
 pub mod monitor;
+pub mod names;
 pub mod protocol;
+pub mod pypi;
 pub mod signals;
+pub mod slave;
 pub mod systemd;
 pub mod testing;
+#[doc(hidden)]
+pub mod testing_sdist;
+pub mod wheel;
 
 /// The version of this crate (not the database schema level, which is
 /// [`SCHEMA_VERSION`]).

@@ -49,8 +49,21 @@ pub fn init(settings: &LogSettings) -> Result<(), LogError> {
         settings.console_level
     };
     let filter_patterns = debug.clone();
+    // The most detailed level any output can show: records above it are
+    // skipped by the `log` macros themselves, before any formatting, which
+    // matters on the hot path (every slave request logs at INFO).
+    let task_max = if debug.is_empty() {
+        LevelFilter::Info
+    } else {
+        LevelFilter::Debug
+    };
+    let root_level = if settings.log_file.is_some() {
+        task_max.max(console_level)
+    } else {
+        console_level.min(task_max.max(LevelFilter::Warn))
+    };
     let mut root = fern::Dispatch::new()
-        .level(LevelFilter::Debug)
+        .level(root_level)
         .filter(move |meta| meta.level() <= task_level(meta.target(), &filter_patterns));
 
     let console = fern::Dispatch::new()

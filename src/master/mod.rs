@@ -17,21 +17,35 @@
 //! - the process exits non-zero when it stops because of an error, so
 //!   systemd's `Restart=on-failure` restarts it (piwheels exits 0).
 
+pub mod big_brother;
+pub mod cloud_gazer;
+pub mod file_juggler;
 pub mod lumberjack;
+pub mod mr_chase;
+pub mod slave_driver;
 mod sockets;
 pub mod tasks;
+pub mod the_architect;
 pub mod timers;
+pub mod web;
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use crate::config::master::MasterConfig;
+use crate::db::Database;
 use crate::logging::target;
+use crate::protocol::router::{parse_router_frames, router_frames};
 use crate::protocol::{ControlMessage, DecodeError, MasterHello, StatusMessage, WireMessage};
 use crate::signals::{Signal, SignalFd};
 use crate::systemd::Notifier;
+use file_juggler::FileJuggler;
+use mr_chase::MrChase;
+use slave_driver::{Alert, Env, SlaveControl, SlaveDriver};
 pub use sockets::Sockets;
+use tasks::{StatsSink, StatusSink, WebQueue, WebRequest};
+use the_architect::TheArchitect;
 use timers::{Timer, Timers};
 
 /// At most this many messages are taken from one socket per loop turn, so a
@@ -69,6 +83,38 @@ pub enum Stop {
     Signal,
 }
 
+/// The status PUB socket as the tasks' [`StatusSink`]. PUB never blocks:
+/// with no subscriber, or a slow one past its HWM, messages are dropped,
+/// which is what monitors expect (they ask for a replay with HELLO).
+struct StatusPub<'a>(&'a zmq::Socket);
+
+impl StatusSink for StatusPub<'_> {
+    fn publish(&mut self, msg: StatusMessage) {
+        if let Err(e) = self.0.send(msg.encode(), zmq::DONTWAIT) {
+            log::debug!(target: target::MASTER, "status queue: {e}");
+        }
+    }
+}
+
+/// Stand-in web output until the scribe lands: logs what it would write.
+struct PendingWeb;
+
+impl WebQueue for PendingWeb {
+    fn request(&mut self, req: WebRequest, _db: &mut Database) {
+        log::debug!(target: target::THE_SECRETARY, "web request {:?}", req.package());
+    }
+}
+
+/// Stand-in statistics until big_brother lands.
+struct PendingStats;
+
+impl StatsSink for PendingStats {
+    fn disk(&mut self, _size: u64, _free: u64) {}
+    fn build_queue(&mut self, _lengths: &[(String, u64)]) {}
+    fn downloads(&mut self, _count: u64) {}
+    fn force_home(&mut self) {}
+}
+
 /// The running master: every task's state and the sockets they talk on.
 pub struct Master {
     config: MasterConfig,
@@ -76,6 +122,13 @@ pub struct Master {
     signals: SignalFd,
     notifier: Notifier,
     timers: Timers,
+    db: Database,
+    slave_driver: SlaveDriver,
+    file_juggler: FileJuggler,
+    architect: TheArchitect,
+    mr_chase: MrChase,
+    web: PendingWeb,
+    stats: PendingStats,
     /// The HELLO published to every monitor that says HELLO.
     hello: MasterHello,
     /// The whole master is paused (control `SLEEP null`, or the disk guard).
@@ -100,7 +153,19 @@ impl Master {
                  needs no {opt}"
             );
         }
+        let db = Database::connect(&config.dsn)
+            .map_err(|e| MasterError(format!("cannot use the database {}: {e}", config.dsn)))?;
+        log::info!(target: target::MASTER, "connected to the {}", db.describe());
         let sockets = Sockets::bind(&config).map_err(|e| MasterError(e.to_string()))?;
+        let file_juggler = FileJuggler::new(&config.output_path).map_err(|e| {
+            MasterError(format!(
+                "cannot prepare the output path {}: {e}",
+                config.output_path.display()
+            ))
+        })?;
+        let architect = TheArchitect::start(&sockets.ctx, &config.dsn, config.dev_mode)
+            .map_err(|e| MasterError(format!("cannot start the_architect: {e}")))?;
+        let slave_driver = SlaveDriver::new(&config.pypi_simple);
         let (os_name, os_version) = crate::info::os_name_version();
         let hello = MasterHello {
             timestamp: now_utc(),
@@ -116,12 +181,21 @@ impl Master {
             timers.every(Timer::Watchdog, every, now);
         }
         timers.every(Timer::DiskCheck, DISK_CHECK_INTERVAL, now);
+        timers.every(Timer::ExpireSlaves, slave_driver::EXPIRY_INTERVAL, now);
+        timers.every(Timer::BuildQueue, the_architect::REFRESH_INTERVAL, now);
         Ok(Master {
             config,
             sockets,
             signals,
             notifier,
             timers,
+            db,
+            slave_driver,
+            file_juggler,
+            architect,
+            mr_chase: MrChase::new(),
+            web: PendingWeb,
+            stats: PendingStats,
             hello,
             paused: false,
             disk_guard_fired: false,
@@ -146,31 +220,188 @@ impl Master {
     fn poll_loop(&mut self) -> Result<Stop, MasterError> {
         loop {
             let timeout = self.timers.poll_timeout_ms(Instant::now(), MAX_POLL);
-            let (sig_ready, control_ready) = {
+            let ready = {
                 let mut items = [
                     zmq::PollItem::from_fd(self.signals.raw_fd(), zmq::POLLIN),
                     self.sockets.control.as_poll_item(zmq::POLLIN),
+                    self.sockets.slave.as_poll_item(zmq::POLLIN),
+                    self.sockets.file.as_poll_item(zmq::POLLIN),
+                    self.architect.socket().as_poll_item(zmq::POLLIN),
+                    // mr_chase waits while the master is paused, as piwheels'
+                    // does; its clients simply wait for their reply.
+                    self.sockets.import.as_poll_item(if self.paused {
+                        zmq::PollEvents::empty()
+                    } else {
+                        zmq::POLLIN
+                    }),
                 ];
                 match zmq::poll(&mut items, timeout) {
                     Ok(_) => {}
                     Err(zmq::Error::EINTR) => continue,
                     Err(e) => return Err(MasterError(format!("poll failed: {e}"))),
                 }
-                (items[0].is_readable(), items[1].is_readable())
+                items.map(|i| i.is_readable())
             };
-            if sig_ready {
+            if ready[0] {
                 if let Some(stop) = self.on_signals() {
                     return Ok(stop);
                 }
             }
-            if control_ready {
+            if ready[1] {
                 if let Some(stop) = self.drain_control() {
                     return Ok(stop);
                 }
             }
+            if ready[2] {
+                self.drain_slaves();
+            }
+            if ready[3] {
+                self.drain_files();
+            }
+            if ready[4] {
+                self.on_build_queue();
+            }
+            if ready[5] {
+                self.drain_imports();
+            }
+            self.on_alerts();
             let now = Instant::now();
             while let Some(timer) = self.timers.pop_due(now) {
                 self.on_timer(timer);
+            }
+        }
+    }
+
+    /// Serves a batch of slave requests.
+    fn drain_slaves(&mut self) {
+        for _ in 0..BATCH {
+            let frames = match self.sockets.slave.recv_multipart(zmq::DONTWAIT) {
+                Ok(f) => f,
+                Err(zmq::Error::EAGAIN) => break,
+                Err(e) => {
+                    log::error!(target: target::SLAVE_DRIVER, "slave queue: {e}");
+                    break;
+                }
+            };
+            let request = match parse_router_frames(&frames) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!(target: target::SLAVE_DRIVER, "{e}");
+                    continue;
+                }
+            };
+            let mut status = StatusPub(&self.sockets.status);
+            let mut env = Env {
+                db: &mut self.db,
+                files: &mut self.file_juggler,
+                web: &mut self.web,
+                stats: &mut self.stats,
+                status: &mut status,
+                now: Instant::now(),
+                utc: now_utc(),
+            };
+            let reply = self
+                .slave_driver
+                .handle(request.identity, request.payload, &mut env);
+            if let Some(reply) = reply {
+                if matches!(reply, crate::protocol::SlaveReply::Sleep { paused: false }) {
+                    self.architect.starved(Instant::now());
+                }
+                let out = router_frames(request.identity, reply.encode());
+                if let Err(e) = self.sockets.slave.send_multipart(out, zmq::DONTWAIT) {
+                    log::error!(target: target::SLAVE_DRIVER, "cannot reply to a slave: {e}");
+                }
+            }
+        }
+    }
+
+    /// Serves a batch of file-transfer frames.
+    fn drain_files(&mut self) {
+        for _ in 0..BATCH {
+            let frames = match self.sockets.file.recv_multipart(zmq::DONTWAIT) {
+                Ok(f) => f,
+                Err(zmq::Error::EAGAIN) => break,
+                Err(e) => {
+                    log::error!(target: target::FILE_JUGGLER, "file queue: {e}");
+                    break;
+                }
+            };
+            let Some((identity, rest)) = frames.split_first() else {
+                continue;
+            };
+            for reply in self.file_juggler.on_frames(identity, rest) {
+                let out = reply.with_identity(identity);
+                if let Err(e) = self.sockets.file.send_multipart(out, zmq::DONTWAIT) {
+                    log::warn!(target: target::FILE_JUGGLER, "cannot send to a peer: {e}");
+                }
+            }
+        }
+    }
+
+    /// Serves a batch of piw-import/add/remove/rebuild requests.
+    fn drain_imports(&mut self) {
+        for _ in 0..BATCH {
+            let frames = match self.sockets.import.recv_multipart(zmq::DONTWAIT) {
+                Ok(f) => f,
+                Err(zmq::Error::EAGAIN) => break,
+                Err(e) => {
+                    log::error!(target: target::MR_CHASE, "import queue: {e}");
+                    break;
+                }
+            };
+            let request = match parse_router_frames(&frames) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!(target: target::MR_CHASE, "{e}");
+                    continue;
+                }
+            };
+            let mut env = mr_chase::Env {
+                db: &mut self.db,
+                files: &mut self.file_juggler,
+                web: &mut self.web,
+                skip: &mut self.slave_driver,
+                stats: &mut self.stats,
+                now: Instant::now(),
+                utc: now_utc(),
+            };
+            let replies = self
+                .mr_chase
+                .handle(request.identity, request.payload, &mut env);
+            self.send_import_replies(replies);
+        }
+    }
+
+    fn send_import_replies(&self, replies: Vec<mr_chase::Reply>) {
+        for (client, reply) in replies {
+            let out = router_frames(&client, reply.encode());
+            if let Err(e) = self.sockets.import.send_multipart(out, zmq::DONTWAIT) {
+                log::error!(target: target::MR_CHASE, "cannot reply to a client: {e}");
+            }
+        }
+    }
+
+    /// Installs queues the_architect finished.
+    fn on_build_queue(&mut self) {
+        match self.architect.take() {
+            Some(Ok(refreshed)) => self.slave_driver.set_queues(
+                refreshed.queues,
+                &refreshed.abis,
+                Instant::now(),
+                &mut self.stats,
+            ),
+            Some(Err(e)) => {
+                log::error!(target: target::THE_ARCHITECT, "cannot refresh the build queue: {e}")
+            }
+            None => {}
+        }
+    }
+
+    /// Acts on problems tasks reported.
+    fn on_alerts(&mut self) {
+        for alert in self.slave_driver.take_alerts() {
+            match alert {
+                Alert::Storage(why) => self.pause(&format!("cannot store files: {why}")),
             }
         }
     }
@@ -227,24 +458,36 @@ impl Master {
 
     /// Handles one control message (piwheels' main-loop handlers).
     fn on_control(&mut self, msg: ControlMessage) -> Option<Stop> {
-        match msg {
+        let (what, id) = match msg {
             ControlMessage::Quit => return Some(Stop::Quit),
             ControlMessage::Hello => {
                 log::warn!(target: target::MASTER, "sending status to new monitor");
-                let hello = StatusMessage::Hello(self.hello.clone());
-                self.publish(&hello);
+                let mut status = StatusPub(&self.sockets.status);
+                status.publish(StatusMessage::Hello(self.hello.clone()));
+                self.slave_driver.replay(&mut status);
+                return None;
             }
-            ControlMessage::Sleep(None) => self.pause("SLEEP from a monitor"),
-            ControlMessage::Wake(None) => self.resume(),
-            ControlMessage::Sleep(Some(id))
-            | ControlMessage::Wake(Some(id))
-            | ControlMessage::Kill(Some(id))
-            | ControlMessage::Skip(Some(id)) => {
-                log::warn!(target: target::MASTER, "no slave with id {id}");
+            ControlMessage::Sleep(None) => {
+                self.pause("SLEEP from a monitor");
+                return None;
             }
-            ControlMessage::Kill(None) | ControlMessage::Skip(None) => {
-                log::warn!(target: target::MASTER, "no slaves connected");
+            ControlMessage::Wake(None) => {
+                self.resume();
+                self.slave_driver.control(SlaveControl::Wake, None);
+                return None;
             }
+            ControlMessage::Kill(id) => (SlaveControl::Kill, id),
+            ControlMessage::Skip(id) => (SlaveControl::Skip, id),
+            ControlMessage::Sleep(id) => (SlaveControl::Sleep, id),
+            ControlMessage::Wake(id) => (SlaveControl::Wake, id),
+        };
+        let n = self.slave_driver.control(what, id);
+        match id {
+            Some(id) if n == 0 => {
+                log::warn!(target: target::MASTER, "{what:?}: no slave with id {id}")
+            }
+            Some(id) => log::warn!(target: target::MASTER, "{what:?} slave {id}"),
+            None => log::warn!(target: target::MASTER, "{what:?} all {n} slave(s)"),
         }
         None
     }
@@ -253,6 +496,8 @@ impl Master {
         if !self.paused {
             log::warn!(target: target::MASTER, "pausing operations ({why})");
             self.paused = true;
+            self.slave_driver.set_paused(true);
+            self.architect.set_paused(true);
             self.notifier.status(&format!("paused: {why}"));
         }
     }
@@ -261,6 +506,8 @@ impl Master {
         if self.paused {
             log::warn!(target: target::MASTER, "resuming operations");
             self.paused = false;
+            self.slave_driver.set_paused(false);
+            self.architect.set_paused(false);
             self.notifier.status("running");
         }
     }
@@ -269,6 +516,31 @@ impl Master {
         match timer {
             Timer::Watchdog => self.notifier.watchdog_ping(),
             Timer::DiskCheck => self.check_disk(),
+            Timer::ExpireSlaves => {
+                let mut status = StatusPub(&self.sockets.status);
+                let mut env = Env {
+                    db: &mut self.db,
+                    files: &mut self.file_juggler,
+                    web: &mut self.web,
+                    stats: &mut self.stats,
+                    status: &mut status,
+                    now: Instant::now(),
+                    utc: now_utc(),
+                };
+                self.slave_driver.expire(&mut env);
+                let mut env = mr_chase::Env {
+                    db: &mut self.db,
+                    files: &mut self.file_juggler,
+                    web: &mut self.web,
+                    skip: &mut self.slave_driver,
+                    stats: &mut self.stats,
+                    now: Instant::now(),
+                    utc: now_utc(),
+                };
+                let replies = self.mr_chase.expire(&mut env);
+                self.send_import_replies(replies);
+            }
+            Timer::BuildQueue => self.architect.refresh(Instant::now()),
         }
     }
 
@@ -298,20 +570,19 @@ impl Master {
         }
     }
 
-    /// Sends a message to every monitor. PUB never blocks: with no
-    /// subscriber, or a slow one past its HWM, messages are dropped, which is
-    /// what monitors expect (they ask for a replay with HELLO).
-    fn publish(&self, msg: &StatusMessage) {
-        if let Err(e) = self.sockets.status.send(msg.encode(), zmq::DONTWAIT) {
-            log::debug!(target: target::MASTER, "status queue: {e}");
-        }
-    }
-
-    fn shutdown(self) {
+    fn shutdown(mut self) {
         self.notifier.extend_timeout(Duration::from_secs(10));
-        // Sockets close (with their 1 s linger) and the context terminates
-        // as they drop.
-        drop(self.sockets);
+        self.architect.shutdown();
+        self.slave_driver.shutdown(&mut self.file_juggler);
+        self.file_juggler.clear();
+        // Every socket must close before the context terminates, or the
+        // termination waits for ever: the architect's wake socket first,
+        // then ours (with their 1 s linger), then the context.
+        let Master {
+            sockets, architect, ..
+        } = self;
+        drop(architect);
+        drop(sockets);
         log::info!(target: target::MASTER, "closed all queues");
     }
 

@@ -19,6 +19,10 @@ pub enum Timer {
     Watchdog,
     /// Check free space on the output path (piwheels: every main-loop cycle).
     DiskCheck,
+    /// Forget slaves that went silent (slave_driver, every 10 s).
+    ExpireSlaves,
+    /// Rebuild the build queues (the_architect, every 60 minutes).
+    BuildQueue,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -46,10 +46,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A `piw-master` child process with every queue under its own directory.
+/// A `piw-master` child process with every queue under its own directory,
+/// on its own fresh database.
 pub struct MasterProcess {
     pub child: Child,
     pub dir: TempDir,
+    pub db: piwheels::testing::TestDb,
     notify: UnixDatagram,
     pub slave_port: u16,
     pub file_port: u16,
@@ -82,7 +84,12 @@ impl MasterProcess {
     /// Starts the master with the standard test arguments plus `extra`, and
     /// waits (up to 30 s) for it to say READY=1.
     pub fn start(extra: &[&str]) -> MasterProcess {
-        let mut p = Self::spawn(extra);
+        Self::start_on(piwheels::testing::TestDb::new(), extra)
+    }
+
+    /// [`MasterProcess::start`] on a database the test prepared.
+    pub fn start_on(db: piwheels::testing::TestDb, extra: &[&str]) -> MasterProcess {
+        let mut p = Self::spawn_on(db, extra);
         p.wait_notify("READY=1", Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("{e}; stderr:\n{}", p.stderr()));
         p
@@ -90,6 +97,11 @@ impl MasterProcess {
 
     /// Starts the master without waiting for readiness.
     pub fn spawn(extra: &[&str]) -> MasterProcess {
+        Self::spawn_on(piwheels::testing::TestDb::new(), extra)
+    }
+
+    /// Starts the master on `db` without waiting for readiness.
+    pub fn spawn_on(db: piwheels::testing::TestDb, extra: &[&str]) -> MasterProcess {
         let dir = TempDir::new("master");
         std::fs::create_dir_all(dir.path().join("www")).unwrap();
         let (slave_port, file_port) = (free_port(), free_port());
@@ -97,6 +109,8 @@ impl MasterProcess {
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         let stderr_path = dir.path().join("stderr.log");
         let mut args = Self::args(dir.path(), slave_port, file_port);
+        args.push("--dsn".into());
+        args.push(db.user_dsn().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_piw-master"))
             .args(&args)
@@ -111,6 +125,7 @@ impl MasterProcess {
         MasterProcess {
             child,
             dir,
+            db,
             notify,
             slave_port,
             file_port,
@@ -178,6 +193,7 @@ impl MasterProcess {
 
 impl Drop for MasterProcess {
     fn drop(&mut self) {
+        // Stop the process before its database is dropped.
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -252,4 +268,109 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
+}
+
+/// A simulated build slave speaking piwheels' protocol byte for byte over
+/// real sockets: REQ on the slave queue, a fresh DEALER per file transfer.
+pub struct SimSlave {
+    pub ctx: zmq::Context,
+    pub req: zmq::Socket,
+    pub slave_port: u16,
+    pub file_port: u16,
+}
+
+impl SimSlave {
+    pub fn connect(master: &MasterProcess) -> SimSlave {
+        let ctx = zmq::Context::new();
+        let req = ctx.socket(zmq::REQ).unwrap();
+        req.set_linger(0).unwrap();
+        req.set_rcvtimeo(20_000).unwrap();
+        req.connect(&format!("tcp://127.0.0.1:{}", master.slave_port))
+            .unwrap();
+        SimSlave {
+            ctx,
+            req,
+            slave_port: master.slave_port,
+            file_port: master.file_port,
+        }
+    }
+
+    /// Sends a request and waits (up to 20 s) for the reply bytes.
+    pub fn request_bytes(&self, payload: &[u8]) -> Vec<u8> {
+        self.req.send(payload, 0).unwrap();
+        self.req
+            .recv_bytes(0)
+            .unwrap_or_else(|e| panic!("no reply from the master: {e}"))
+    }
+
+    /// Sends a request and decodes the reply.
+    pub fn request(
+        &self,
+        req: &piwheels::protocol::SlaveRequest,
+    ) -> piwheels::protocol::SlaveReply {
+        use piwheels::protocol::WireMessage;
+        piwheels::protocol::SlaveReply::decode(&self.request_bytes(&req.encode())).unwrap()
+    }
+
+    /// Sends IDLE until the reply is not SLEEP (the master's queue may not be
+    /// ready yet), up to `timeout`.
+    pub fn idle_until_work(
+        &self,
+        stats: &piwheels::protocol::SlaveStats,
+        timeout: Duration,
+    ) -> piwheels::protocol::SlaveReply {
+        use piwheels::protocol::{SlaveReply, SlaveRequest};
+        let deadline = Instant::now() + timeout;
+        loop {
+            let reply = self.request(&SlaveRequest::Idle(stats.clone()));
+            match reply {
+                SlaveReply::Sleep { .. } if Instant::now() < deadline => {
+                    // What a real slave does between IDLEs, shortened.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Plays the file-transfer peer: a fresh DEALER, HELLO <id>, a CHUNK for
+    /// every FETCH (`corrupt` may change the bytes), until DONE.
+    pub fn send_file(&self, slave_id: u64, content: &[u8], corrupt: impl Fn(u64, &mut Vec<u8>)) {
+        let dealer = self.ctx.socket(zmq::DEALER).unwrap();
+        dealer.set_linger(0).unwrap();
+        dealer
+            .connect(&format!("tcp://127.0.0.1:{}", self.file_port))
+            .unwrap();
+        dealer
+            .send_multipart([&b"HELLO"[..], slave_id.to_string().as_bytes()], 0)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut items = [dealer.as_poll_item(zmq::POLLIN)];
+            zmq::poll(&mut items, 5000).unwrap();
+            assert!(Instant::now() < deadline, "transfer took too long");
+            if !items[0].is_readable() {
+                // The slave's nudge after 5 s of silence.
+                dealer
+                    .send_multipart([&b"HELLO"[..], slave_id.to_string().as_bytes()], 0)
+                    .unwrap();
+                continue;
+            }
+            let frames = dealer.recv_multipart(0).unwrap();
+            match frames[0].as_slice() {
+                b"FETCH" => {
+                    let offset: u64 = std::str::from_utf8(&frames[1]).unwrap().parse().unwrap();
+                    let len: u64 = std::str::from_utf8(&frames[2]).unwrap().parse().unwrap();
+                    let end = (offset + len).min(content.len() as u64);
+                    let mut data = content[offset as usize..end as usize].to_vec();
+                    corrupt(offset, &mut data);
+                    dealer
+                        .send_multipart([&b"CHUNK"[..], &frames[1], &data], 0)
+                        .unwrap();
+                }
+                b"DONE" => return,
+                other => panic!("unexpected {:?}", String::from_utf8_lossy(other)),
+            }
+        }
+    }
 }

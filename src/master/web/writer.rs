@@ -1,0 +1,396 @@
+//! Atomic, batch-durable file writes under the output path.
+//!
+//! Every page is written to a temporary file in its target's directory
+//! (created exclusively, mode 0644) and renamed over the target, so a
+//! reader sees the old page or the new one, never a partial one. Making
+//! each temporary file durable with its own `fsync` caps the writer at
+//! about 1,900 files/s on the build farm's disks, so a [`Batch`] collects
+//! the temporary files of many pages, makes them all durable with one
+//! `syncfs` of their file system, and only then renames them: after a
+//! crash every page is either the old one or the complete new one.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Mode of every file we publish.
+const MODE: u32 = 0o644;
+
+/// Up to this many files a batch syncs each one rather than the file
+/// system.
+const FEW: usize = 4;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A temporary name next to `target`: hidden, unique in this process and
+/// tagged with our pid (so leftovers of a crash can be told apart).
+fn temp_name(target: &Path) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    static PID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mut name = OsString::from(".piw-");
+    name.push(PID.get_or_init(|| std::process::id().to_string()));
+    name.push(format!("-{n}.tmp"));
+    target.with_file_name(name)
+}
+
+/// Whether the process umask removes bits of [`MODE`] (read once).
+fn umask_restricts() -> bool {
+    static RESTRICTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *RESTRICTS.get_or_init(|| {
+        // SAFETY: umask cannot fail; the old mask is put back at once.
+        let old = unsafe { libc::umask(0o022) };
+        unsafe { libc::umask(old) };
+        old & MODE != 0
+    })
+}
+
+/// A file being written: its temporary path and the buffered handle.
+pub struct TempFile {
+    out: BufWriter<File>,
+    tmp: PathBuf,
+    target: PathBuf,
+}
+
+impl TempFile {
+    /// Creates the temporary file for `target` (whose directory must exist).
+    pub fn create(target: &Path) -> io::Result<TempFile> {
+        let tmp = temp_name(target);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(MODE)
+            .open(&tmp)?;
+        // A umask stricter than 022 takes bits away; pages must be
+        // world-readable.
+        if umask_restricts() {
+            file.set_permissions(fs::Permissions::from_mode(MODE))?;
+        }
+        Ok(TempFile {
+            out: BufWriter::with_capacity(64 * 1024, file),
+            tmp,
+            target: target.to_path_buf(),
+        })
+    }
+}
+
+impl Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.out.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Temporary files waiting to be made durable and renamed into place.
+///
+/// Dropping a batch without [`Batch::commit`] removes its temporary files
+/// and leaves every target as it was.
+pub struct Batch {
+    /// (temporary, target), in the order written.
+    pending: Vec<(PathBuf, PathBuf)>,
+    /// One directory per file system the temporary files are on.
+    filesystems: Vec<(u64, PathBuf)>,
+    /// Whether to sync before renaming (off only in benchmarks comparing
+    /// the cost).
+    durable: bool,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch::new()
+    }
+}
+
+impl Batch {
+    /// An empty, durable batch.
+    pub fn new() -> Batch {
+        Batch {
+            pending: Vec::new(),
+            filesystems: Vec::new(),
+            durable: true,
+        }
+    }
+
+    /// A batch that renames without syncing first (for measurements).
+    pub fn volatile() -> Batch {
+        let mut b = Batch::new();
+        b.durable = false;
+        b
+    }
+
+    /// Number of files waiting.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Writes `contents` as the next version of `target`.
+    pub fn write(&mut self, target: &Path, contents: &[u8]) -> io::Result<()> {
+        let mut f = TempFile::create(target)?;
+        let written = f.write_all(contents);
+        self.finish(f, written)
+    }
+
+    /// Starts a file written piece by piece (large pages, gzip streams);
+    /// hand it back with [`Batch::finish`].
+    pub fn start(&mut self, target: &Path) -> io::Result<TempFile> {
+        TempFile::create(target)
+    }
+
+    /// Adds a file started with [`Batch::start`] to the batch; `result` is
+    /// the outcome of writing it (on an error the file is removed and the
+    /// error returned).
+    pub fn finish(&mut self, f: TempFile, result: io::Result<()>) -> io::Result<()> {
+        let TempFile { out, tmp, target } = f;
+        let closed = result.and_then(|()| out.into_inner().map_err(|e| e.into_error()));
+        match closed {
+            Ok(file) => {
+                let dev = file.metadata()?.dev();
+                if !self.filesystems.iter().any(|(d, _)| *d == dev) {
+                    let dir = tmp.parent().unwrap_or(Path::new(".")).to_path_buf();
+                    self.filesystems.push((dev, dir));
+                }
+                drop(file);
+                self.pending.push((tmp, target));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes every temporary file durable (one `syncfs` per file system)
+    /// and renames each over its target. Returns the number of files
+    /// published. A failed rename is reported after the others are done.
+    pub fn commit(mut self) -> io::Result<usize> {
+        if self.durable {
+            if self.pending.len() <= FEW {
+                // A few files: syncing them alone is cheaper than flushing
+                // everything else dirty on the file system.
+                for (tmp, _) in &self.pending {
+                    File::open(tmp)?.sync_data()?;
+                }
+            } else {
+                for (_, dir) in &self.filesystems {
+                    syncfs(dir)?;
+                }
+            }
+        }
+        let mut first_error = None;
+        let mut done = 0;
+        for (tmp, target) in std::mem::take(&mut self.pending) {
+            match fs::rename(&tmp, &target) {
+                Ok(()) => done += 1,
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    first_error.get_or_insert(io::Error::new(
+                        e.kind(),
+                        format!("cannot rename over {}: {e}", target.display()),
+                    ));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.pending {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Flushes the file system holding `dir` to stable storage.
+fn syncfs(dir: &Path) -> io::Result<()> {
+    let d = File::open(dir)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs takes a valid open descriptor, which `d` owns.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes sure `path` is a real directory: creates it, and replaces a
+/// symlink standing where it must be (a package directory that used to be
+/// an alias). Its parent must exist. Anything else in the way is an error.
+pub fn ensure_dir(path: &Path) -> io::Result<()> {
+    // Nearly always there already: one lstat settles it.
+    if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    for _ in 0..5 {
+        match fs::create_dir(path) {
+            Ok(()) => {
+                if umask_restricts() {
+                    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+                }
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let meta = fs::symlink_metadata(path)?;
+                if meta.file_type().is_symlink() {
+                    // Someone may race us to it: loop and look again.
+                    match fs::remove_file(path) {
+                        Ok(()) => continue,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
+                } else if meta.is_dir() {
+                    return Ok(());
+                } else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{} exists and is not a directory", path.display()),
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} keeps changing under us",
+        path.display()
+    )))
+}
+
+/// Whether `name` can be used as one path component under the output
+/// path: not empty, not `.` or `..`, no `/` and no NUL. Package names come
+/// from PyPI and the database; this is what stops one from escaping the
+/// output directory.
+pub fn safe_component(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.as_bytes().iter().any(|&b| b == b'/' || b == 0)
+        && name.len() <= 255
+}
+
+/// Removes `path` if it exists; true when something was removed.
+pub fn remove_if_exists(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes temporary files a crashed writer left in `dir` (ours are named
+/// `.piw-<pid>-<n>.tmp`; only those of other, dead processes are removed).
+pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
+    let mut n = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.as_bytes();
+        let Some(rest) = name
+            .strip_prefix(b".piw-")
+            .and_then(|r| r.strip_suffix(b".tmp"))
+        else {
+            continue;
+        };
+        let pid = rest
+            .split(|&b| b == b'-')
+            .next()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                remove_if_exists(&entry.path())?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("piw-writer-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_batch_publishes_on_commit_only() {
+        let d = scratch("commit");
+        let target = d.join("page.html");
+        fs::write(&target, "old").unwrap();
+        let mut b = Batch::new();
+        b.write(&target, b"new").unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "old");
+        assert_eq!(b.commit().unwrap(), 1);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+        let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1, "no temporary left");
+    }
+
+    #[test]
+    fn a_dropped_batch_leaves_nothing() {
+        let d = scratch("drop");
+        let mut b = Batch::new();
+        b.write(&d.join("a"), b"x").unwrap();
+        let mut f = b.start(&d.join("b")).unwrap();
+        f.write_all(b"y").unwrap();
+        b.finish(f, Ok(())).unwrap();
+        drop(b);
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn ensure_dir_replaces_a_symlink() {
+        let d = scratch("dir");
+        fs::create_dir(d.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", d.join("alias")).unwrap();
+        ensure_dir(&d.join("alias")).unwrap();
+        assert!(fs::symlink_metadata(d.join("alias")).unwrap().is_dir());
+        ensure_dir(&d.join("alias")).unwrap();
+        fs::write(d.join("file"), "x").unwrap();
+        assert!(ensure_dir(&d.join("file")).is_err());
+    }
+
+    #[test]
+    fn unsafe_components_are_refused() {
+        for bad in ["", ".", "..", "a/b", "/", "a\0b"] {
+            assert!(!safe_component(bad), "{bad:?}");
+        }
+        for good in ["numpy", "a<b>", "..a", "Foo_Bar.baz", "x y"] {
+            assert!(safe_component(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn stale_temps_of_dead_processes_go() {
+        let d = scratch("stale");
+        fs::write(d.join(".piw-999999999-3.tmp"), "x").unwrap();
+        let mine = d.join(format!(".piw-{}-1.tmp", std::process::id()));
+        fs::write(&mine, "x").unwrap();
+        fs::write(d.join("keep.tmp"), "x").unwrap();
+        assert_eq!(remove_stale_temps(&d).unwrap(), 1);
+        assert!(mine.exists());
+    }
+}
