@@ -2,6 +2,11 @@
 //! from stdin (or the files given), classifies them as piwheels 0.23 does
 //! (`piwheels::logger`) and pushes the hits to the master's log queue.
 //!
+//! Without `--drop` it first waits (up to 5 s) for the master's log queue,
+//! then waits as long as it takes for room in it, as piwheels' logger does;
+//! with `--drop` it never waits more than 10 ms for a hit and counts what it
+//! drops.
+//!
 //! Exit status: 0 when every file was read (bad lines are reported and
 //! skipped, not fatal); 1 when the log queue cannot be reached (without
 //! `--drop`), a file cannot be read, or sending fails; 2 for usage errors.
@@ -158,12 +163,20 @@ fn next_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<Option<b
     Ok(Some(false))
 }
 
+/// Why reading a file stopped early.
+enum Failure {
+    /// The file could not be read (the next one is tried).
+    Read(String),
+    /// The queue failed (nothing more can be sent).
+    Send(String),
+}
+
 fn process(
     name: &str,
     reader: &mut dyn BufRead,
     format: &LogFormat,
     sender: &mut Sender,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let mut buf = Vec::with_capacity(4096);
     let mut lineno = 0u64;
     let bad = |tally: &mut Tally, lineno: u64, why: &str, line: &str| {
@@ -183,7 +196,7 @@ fn process(
         let whole = match next_line(reader, &mut buf) {
             Ok(Some(whole)) => whole,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("cannot read {name}: {e}")),
+            Err(e) => return Err(Failure::Read(format!("cannot read {name}: {e}"))),
         };
         lineno += 1;
         sender.tally.lines += 1;
@@ -201,7 +214,7 @@ fn process(
             continue;
         }
         match process_line(format, &line) {
-            Outcome::Send(msg) => sender.send(&msg)?,
+            Outcome::Send(msg) => sender.send(&msg).map_err(Failure::Send)?,
             Outcome::Ignored(_) => sender.tally.ignored += 1,
             Outcome::Bad(e) => bad(&mut sender.tally, lineno, &e.to_string(), &line),
         }
@@ -242,14 +255,15 @@ fn run(config: &LoggerConfig) -> Result<bool, String> {
     let mut all_read = true;
     for name in &config.files {
         let result = open(name)
-            .map_err(|e| format!("cannot read {name}: {e}"))
+            .map_err(|e| Failure::Read(format!("cannot read {name}: {e}")))
             .and_then(|mut reader| process(name, &mut *reader, &format, &mut sender));
-        if let Err(e) = result {
-            if e.starts_with("cannot send") {
-                return Err(e);
+        match result {
+            Ok(()) => {}
+            Err(Failure::Send(e)) => return Err(e),
+            Err(Failure::Read(e)) => {
+                log::error!(target: TARGET, "{e}");
+                all_read = false;
             }
-            log::error!(target: TARGET, "{e}");
-            all_read = false;
         }
     }
     if let Some(path) = config.log_queue.strip_prefix("ipc://") {
