@@ -300,8 +300,15 @@ impl Tmux {
                 .output()
                 .is_ok_and(|o| o.status.success())
         };
-        if !have() && piwheels::running_as_root() {
-            // A fresh CI machine: install it as scripts/setup-debian would.
+        // A fresh CI machine: install it (after reading the package lists
+        // if the first try finds none).
+        for update in [false, true] {
+            if have() || !piwheels::running_as_root() {
+                break;
+            }
+            if update {
+                let _ = Command::new("apt-get").args(["update", "-qq"]).output();
+            }
             let _ = Command::new("apt-get")
                 .args(["install", "-y", "-qq", "tmux"])
                 .env("DEBIAN_FRONTEND", "noninteractive")
