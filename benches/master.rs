@@ -101,6 +101,17 @@ fn drive(addr: &str, n: usize, duration: Duration) -> f64 {
     let mut turn = vec![0usize; n];
     let mut replies = 0u64;
     let mut started: Option<Instant> = None;
+    let bye = SlaveRequest::Bye.encode();
+    // Every client has one request in flight; take its reply, then say BYE
+    // as a slave leaving does, so the master forgets it (otherwise it
+    // remembers it until its 5-minute busy timeout).
+    let leave = |clients: &[zmq::Socket]| {
+        for c in clients {
+            let _ = c.recv_bytes(0);
+            let _ = c.set_linger(1000);
+            let _ = c.send(&bye, 0);
+        }
+    };
     loop {
         let mut items: Vec<zmq::PollItem> = clients
             .iter()
@@ -118,7 +129,12 @@ fn drive(addr: &str, n: usize, duration: Duration) -> f64 {
             }
             let start = *started.get_or_insert_with(Instant::now);
             if start.elapsed() >= duration {
-                return replies as f64 / start.elapsed().as_secs_f64();
+                let rate = replies as f64 / start.elapsed().as_secs_f64();
+                // This client has no request in flight: send it one, so
+                // every client is in the same state for `leave`.
+                clients[i].send(&idle, 0).unwrap();
+                leave(&clients);
+                return rate;
             }
             let msg = if turn[i] % 2 == 0 { &idle } else { &busy };
             clients[i].send(msg, 0).unwrap();
@@ -281,6 +297,8 @@ fn main() {
                 .collect(),
         );
         let cpu = (cpu_seconds(pid) - cpu0) / t0.elapsed().as_secs_f64();
+        let rss = proc_status_kib(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0;
+        println!("| master RSS after the {n}-slave runs | {rss:.2} MiB | |");
         println!(
             "| slave replies/s, {n} slaves | {ours:.0} ({:.0}% of echo, master CPU {:.0}%) | bare echo {echo:.0}/s; target >= 50% |",
             100.0 * ours / echo,

@@ -203,8 +203,7 @@ fn a_slave_that_sends_the_wrong_bytes_gets_die_and_nothing_lands() {
     assert_eq!(replies, vec![send.clone(), send, SlaveReply::Die]);
     let simple = master.dir.path().join("www/simple");
     assert!(!simple.join("foo").exists());
-    let leftovers = std::fs::read_dir(&simple).unwrap().count();
-    assert_eq!(leftovers, 0, "no temp files");
+    assert_eq!(common::transfer_temps(&simple), 0, "no temp files");
 }
 
 #[test]
@@ -275,7 +274,7 @@ fn a_slave_that_vanishes_mid_transfer_is_expired_and_cleaned_up() {
     let fetch = dealer.recv_multipart(0).unwrap();
     assert_eq!(fetch[0], b"FETCH");
     let simple = master.dir.path().join("www/simple");
-    let temps = || std::fs::read_dir(&simple).unwrap().count();
+    let temps = || common::transfer_temps(&simple);
     assert_eq!(temps(), 1, "the transfer's temp file exists");
     drop(dealer);
     let deadline = Instant::now() + Duration::from_secs(25);

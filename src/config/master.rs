@@ -78,6 +78,29 @@ const MASTER_OPTS: &[Opt] = &[
     ),
     Opt::value(
         None,
+        "--web-base-url",
+        "URL",
+        None,
+        "The public URL of the web site, used in canonical links, sitemaps and the JSON \
+         API (default: http://<this host's name>/)",
+    ),
+    Opt::value(
+        None,
+        "--web-title",
+        "TEXT",
+        Some("piwheels"),
+        "The site's name, shown in page titles and the header",
+    ),
+    Opt::value(
+        None,
+        "--web-issues-url",
+        "URL",
+        None,
+        "An issue tracker (GitHub-style) to link from each project page for build \
+         problems (default: no links)",
+    ),
+    Opt::value(
+        None,
         "--status-queue",
         "ADDR",
         Some(defaults::STATUS_QUEUE),
@@ -255,6 +278,11 @@ pub struct MasterConfig {
     pub pypi_xmlrpc: String,
     pub pypi_simple: String,
     pub pypi_json: String,
+    /// `--web-base-url`; `None`: `http://<host name>/`.
+    pub web_base_url: Option<String>,
+    pub web_title: String,
+    /// `--web-issues-url`; empty for none.
+    pub web_issues_url: String,
     pub status_queue: String,
     pub control_queue: String,
     pub import_queue: String,
@@ -282,6 +310,16 @@ impl MasterConfig {
                 return Err(bad(key, "must not be empty"));
             }
         }
+        for key in ["web-base-url", "web-issues-url"] {
+            if let Some(v) = s.get(key) {
+                if !(v.is_empty() || v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(bad(
+                        key,
+                        &format!("{v:?} is not an http:// or https:// URL"),
+                    ));
+                }
+            }
+        }
         for key in ["pypi-xmlrpc", "pypi-simple", "pypi-json"] {
             let v = s.value(key);
             if !(v.starts_with("http://") || v.starts_with("https://")) {
@@ -307,6 +345,12 @@ impl MasterConfig {
             pypi_xmlrpc: s.value("pypi-xmlrpc"),
             pypi_simple: s.value("pypi-simple"),
             pypi_json: s.value("pypi-json"),
+            web_base_url: s
+                .get("web-base-url")
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            web_title: s.value("web-title"),
+            web_issues_url: s.get("web-issues-url").unwrap_or_default().to_string(),
             status_queue: s.value("status-queue"),
             control_queue: s.value("control-queue"),
             import_queue: s.value("import-queue"),
@@ -341,6 +385,9 @@ impl MasterConfig {
             pypi_xmlrpc: defaults::PYPI_XMLRPC.to_string(),
             pypi_simple: defaults::PYPI_SIMPLE.to_string(),
             pypi_json: defaults::PYPI_JSON.to_string(),
+            web_base_url: None,
+            web_title: "piwheels".to_string(),
+            web_issues_url: String::new(),
             status_queue: ipc("status"),
             control_queue: ipc("control"),
             import_queue: ipc("import"),
@@ -436,6 +483,9 @@ mod tests {
             "--pypi-xmlrpc URL",
             "--pypi-simple URL",
             "--pypi-json URL",
+            "--web-base-url URL",
+            "--web-title TEXT",
+            "--web-issues-url URL",
             "--status-queue ADDR",
             "--control-queue ADDR",
             "--import-queue ADDR",

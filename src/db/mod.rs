@@ -26,6 +26,7 @@
 //!   stored functions keep piwheels' signatures and nothing is escaped by
 //!   hand.
 
+mod bulk;
 mod calls;
 pub mod dsn;
 mod project;
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row, Statement};
 
+pub use bulk::ProjectRow;
 pub use project::{AbiStatus, BuildStatus, FileInfo, ProjectData, Release};
 pub use types::{
     AccessLog, BuildLog, BuiltFile, HitLog, RewriteCommand, RewritePending, Statistics, sanitize,

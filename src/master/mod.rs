@@ -40,13 +40,16 @@ use crate::protocol::router::{parse_router_frames, router_frames};
 use crate::protocol::{ControlMessage, DecodeError, MasterHello, StatusMessage, WireMessage};
 use crate::signals::{Signal, SignalFd};
 use crate::systemd::Notifier;
+use big_brother::BigBrother;
+use cloud_gazer::{CloudGazer, CloudGazerConfig};
 use file_juggler::FileJuggler;
 use mr_chase::MrChase;
 use slave_driver::{Alert, Env, SlaveControl, SlaveDriver};
 pub use sockets::Sockets;
-use tasks::{StatsSink, StatusSink, WebQueue, WebRequest};
+use tasks::StatusSink;
 use the_architect::TheArchitect;
 use timers::{Timer, Timers};
+use web::{Web, WebConfig};
 
 /// At most this many messages are taken from one socket per loop turn, so a
 /// flood on one socket cannot starve the others or the timers.
@@ -96,25 +99,6 @@ impl StatusSink for StatusPub<'_> {
     }
 }
 
-/// Stand-in web output until the scribe lands: logs what it would write.
-struct PendingWeb;
-
-impl WebQueue for PendingWeb {
-    fn request(&mut self, req: WebRequest, _db: &mut Database) {
-        log::debug!(target: target::THE_SECRETARY, "web request {:?}", req.package());
-    }
-}
-
-/// Stand-in statistics until big_brother lands.
-struct PendingStats;
-
-impl StatsSink for PendingStats {
-    fn disk(&mut self, _size: u64, _free: u64) {}
-    fn build_queue(&mut self, _lengths: &[(String, u64)]) {}
-    fn downloads(&mut self, _count: u64) {}
-    fn force_home(&mut self) {}
-}
-
 /// The running master: every task's state and the sockets they talk on.
 pub struct Master {
     config: MasterConfig,
@@ -127,8 +111,9 @@ pub struct Master {
     file_juggler: FileJuggler,
     architect: TheArchitect,
     mr_chase: MrChase,
-    web: PendingWeb,
-    stats: PendingStats,
+    cloud_gazer: Option<CloudGazer>,
+    web: Web,
+    stats: BigBrother,
     /// The HELLO published to every monitor that says HELLO.
     hello: MasterHello,
     /// The whole master is paused (control `SLEEP null`, or the disk guard).
@@ -166,6 +151,31 @@ impl Master {
         let architect = TheArchitect::start(&sockets.ctx, &config.dsn, config.dev_mode)
             .map_err(|e| MasterError(format!("cannot start the_architect: {e}")))?;
         let slave_driver = SlaveDriver::new(&config.pypi_simple);
+        let (now, utc) = (Instant::now(), now_utc());
+        let mut db = db;
+        let mut web = Web::new(WebConfig {
+            output_path: config.output_path.clone(),
+            dev_mode: config.dev_mode,
+            base_url: config
+                .web_base_url
+                .clone()
+                .unwrap_or_else(|| WebConfig::new(config.output_path.clone()).base_url),
+            title: config.web_title.clone(),
+            issues_url: config.web_issues_url.clone(),
+        });
+        web.start(&mut db, now, utc).map_err(|e| {
+            MasterError(format!(
+                "cannot write the web site under {}: {e}",
+                config.output_path.display()
+            ))
+        })?;
+        let stats = BigBrother::new(config.output_path.clone(), now, utc);
+        let cloud_gazer = CloudGazer::new(
+            CloudGazerConfig::from_master(&config),
+            &sockets.ctx,
+            &mut db,
+        )
+        .map_err(|e| MasterError(format!("cannot start cloud_gazer: {e}")))?;
         let (os_name, os_version) = crate::info::os_name_version();
         let hello = MasterHello {
             timestamp: now_utc(),
@@ -183,6 +193,7 @@ impl Master {
         timers.every(Timer::DiskCheck, DISK_CHECK_INTERVAL, now);
         timers.every(Timer::ExpireSlaves, slave_driver::EXPIRY_INTERVAL, now);
         timers.every(Timer::BuildQueue, the_architect::REFRESH_INTERVAL, now);
+        timers.every(Timer::ReadPypi, cloud_gazer::POLL_INTERVAL, now);
         Ok(Master {
             config,
             sockets,
@@ -194,8 +205,9 @@ impl Master {
             file_juggler,
             architect,
             mr_chase: MrChase::new(),
-            web: PendingWeb,
-            stats: PendingStats,
+            cloud_gazer: Some(cloud_gazer),
+            web,
+            stats,
             hello,
             paused: false,
             disk_guard_fired: false,
@@ -219,7 +231,22 @@ impl Master {
 
     fn poll_loop(&mut self) -> Result<Stop, MasterError> {
         loop {
-            let timeout = self.timers.poll_timeout_ms(Instant::now(), MAX_POLL);
+            let now = Instant::now();
+            let gazer_backlog = self.cloud_gazer.as_ref().is_some_and(|g| g.has_backlog());
+            let timeout = if gazer_backlog {
+                // More PyPI events to apply: look at the sockets, then go on.
+                0
+            } else {
+                let mut deadline = self.timers.next_deadline();
+                for d in [self.web.next_deadline(), Some(self.stats.next_deadline())] {
+                    deadline = match (deadline, d) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                timers::timeout_ms(now, deadline, MAX_POLL)
+            };
+            let gazer = self.cloud_gazer.as_ref().expect("running");
             let ready = {
                 let mut items = [
                     zmq::PollItem::from_fd(self.signals.raw_fd(), zmq::POLLIN),
@@ -234,6 +261,7 @@ impl Master {
                     } else {
                         zmq::POLLIN
                     }),
+                    gazer.poll_item(),
                 ];
                 match zmq::poll(&mut items, timeout) {
                     Ok(_) => {}
@@ -264,10 +292,21 @@ impl Master {
             if ready[5] {
                 self.drain_imports();
             }
+            if ready[6] || gazer_backlog {
+                self.read_pypi(false);
+            }
             self.on_alerts();
             let now = Instant::now();
             while let Some(timer) = self.timers.pop_due(now) {
                 self.on_timer(timer);
+            }
+            if self.web.next_deadline().is_some_and(|d| d <= now) {
+                self.web.on_timer(now, now_utc(), &mut self.db);
+            }
+            if self.stats.next_deadline() <= now {
+                let mut status = StatusPub(&self.sockets.status);
+                self.stats
+                    .on_timer(now, now_utc(), &mut self.db, &mut self.web, &mut status);
             }
         }
     }
@@ -397,6 +436,20 @@ impl Master {
         }
     }
 
+    /// Lets cloud_gazer start a PyPI fetch (`timer`) or apply what one
+    /// brought back.
+    fn read_pypi(&mut self, timer: bool) {
+        let Some(gazer) = self.cloud_gazer.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        if timer {
+            gazer.on_timer(now, &mut self.db, &mut self.web, &mut self.slave_driver);
+        } else {
+            gazer.on_ready(now, &mut self.db, &mut self.web, &mut self.slave_driver);
+        }
+    }
+
     /// Acts on problems tasks reported.
     fn on_alerts(&mut self) {
         for alert in self.slave_driver.take_alerts() {
@@ -464,6 +517,7 @@ impl Master {
                 log::warn!(target: target::MASTER, "sending status to new monitor");
                 let mut status = StatusPub(&self.sockets.status);
                 status.publish(StatusMessage::Hello(self.hello.clone()));
+                self.stats.replay(&mut status);
                 self.slave_driver.replay(&mut status);
                 return None;
             }
@@ -498,6 +552,11 @@ impl Master {
             self.paused = true;
             self.slave_driver.set_paused(true);
             self.architect.set_paused(true);
+            self.web.pause();
+            self.stats.pause();
+            if let Some(g) = self.cloud_gazer.as_mut() {
+                g.pause();
+            }
             self.notifier.status(&format!("paused: {why}"));
         }
     }
@@ -508,6 +567,11 @@ impl Master {
             self.paused = false;
             self.slave_driver.set_paused(false);
             self.architect.set_paused(false);
+            self.web.resume();
+            self.stats.resume();
+            if let Some(g) = self.cloud_gazer.as_mut() {
+                g.resume();
+            }
             self.notifier.status("running");
         }
     }
@@ -541,6 +605,7 @@ impl Master {
                 self.send_import_replies(replies);
             }
             Timer::BuildQueue => self.architect.refresh(Instant::now()),
+            Timer::ReadPypi => self.read_pypi(true),
         }
     }
 
@@ -572,6 +637,13 @@ impl Master {
 
     fn shutdown(mut self) {
         self.notifier.extend_timeout(Duration::from_secs(10));
+        if let Some(g) = self.cloud_gazer.take() {
+            g.shutdown();
+        }
+        // The secretary's buffer survives the restart in rewrites_pending.
+        if let Err(e) = self.web.shutdown(&mut self.db) {
+            log::error!(target: target::THE_SECRETARY, "cannot save pending page rewrites: {e}");
+        }
         self.architect.shutdown();
         self.slave_driver.shutdown(&mut self.file_juggler);
         self.file_juggler.clear();

@@ -581,12 +581,8 @@ impl MrChase {
                 env.web.request(request(p), env.db);
             }
             None => {
-                let mut all = Vec::new();
-                env.db.for_each_package(|p| all.push(p.to_string()))?;
-                log::info!(target: target::MR_CHASE, "rebuilding pages of {} packages", all.len());
-                for p in all {
-                    env.web.request(request(p), env.db);
-                }
+                log::info!(target: target::MR_CHASE, "rebuilding the pages of every package");
+                env.web.request_all(both, env.db)?;
             }
         }
         Ok(done("REBUILD"))

@@ -60,6 +60,25 @@ pub trait WebQueue {
     /// secretary's 60 s buffer). The database is lent for the duration of
     /// the call.
     fn request(&mut self, req: WebRequest, db: &mut Database);
+
+    /// Rewrites every package's pages (`piw-rebuild` with no package):
+    /// `Both` for each if `both`, else `Project`. The default asks for each
+    /// package in turn; the web output does it in chunks instead.
+    fn request_all(&mut self, both: bool, db: &mut Database) -> Result<(), crate::db::DbError> {
+        let mut all = Vec::new();
+        db.for_each_package(|p| all.push(p.to_string()))?;
+        for p in all {
+            self.request(
+                if both {
+                    WebRequest::Both(p)
+                } else {
+                    WebRequest::Project(p)
+                },
+                db,
+            );
+        }
+        Ok(())
+    }
 }
 
 impl WebQueue for Vec<WebRequest> {

@@ -23,6 +23,8 @@ pub enum Timer {
     ExpireSlaves,
     /// Rebuild the build queues (the_architect, every 60 minutes).
     BuildQueue,
+    /// Ask PyPI what changed (cloud_gazer, every 10 s).
+    ReadPypi,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,15 +80,9 @@ impl Timers {
     }
 
     /// How long `zmq::poll` may sleep: until the next deadline, capped at
-    /// `cap` (and 0 if something is overdue). In milliseconds, rounded up so
-    /// a wake-up is never a hair early and then a busy loop.
+    /// `cap` (and 0 if something is overdue).
     pub fn poll_timeout_ms(&self, now: Instant, cap: Duration) -> i64 {
-        let wait = match self.next_deadline() {
-            Some(d) => d.saturating_duration_since(now).min(cap),
-            None => cap,
-        };
-        let ms = wait.as_micros().div_ceil(1000);
-        i64::try_from(ms).unwrap_or(i64::MAX)
+        timeout_ms(now, self.next_deadline(), cap)
     }
 
     /// Pops the earliest timer that is due at `now` and re-arms it one
@@ -100,6 +96,18 @@ impl Timers {
         slot.due = Some(now + slot.interval);
         Some(slot.timer)
     }
+}
+
+/// Milliseconds from `now` until `deadline` (or `cap` without one), capped
+/// at `cap`, rounded up so a wake-up is never a hair early and then a busy
+/// loop.
+pub fn timeout_ms(now: Instant, deadline: Option<Instant>, cap: Duration) -> i64 {
+    let wait = match deadline {
+        Some(d) => d.saturating_duration_since(now).min(cap),
+        None => cap,
+    };
+    let ms = wait.as_micros().div_ceil(1000);
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -374,3 +374,18 @@ impl SimSlave {
         }
     }
 }
+
+/// Unfinished transfers' temp files under `<www>/simple`.
+pub fn transfer_temps(simple: &Path) -> usize {
+    std::fs::read_dir(simple)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(".piw-incoming-")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}

@@ -157,6 +157,10 @@ impl Slave {
 
     /// Keeps a stats report (the last [`STATS_HISTORY`]).
     pub fn push_stats(&mut self, stats: SlaveStats) {
+        if self.stats.capacity() == 0 {
+            // Exactly the history, not the next power of two.
+            self.stats.reserve_exact(STATS_HISTORY);
+        }
         if self.stats.len() == STATS_HISTORY {
             self.stats.pop_front();
         }

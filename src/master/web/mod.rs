@@ -28,7 +28,6 @@
 //! Errors never end the loop: they are logged, and writes that failed
 //! because the database was unreachable are retried 10 s later.
 
-pub mod data;
 pub mod pages;
 pub mod scribe;
 pub mod secretary;
@@ -502,6 +501,13 @@ impl Web {
 impl WebQueue for Web {
     fn request(&mut self, req: WebRequest, db: &mut Database) {
         self.request_at(req, db, Instant::now(), crate::master::now_utc());
+    }
+
+    /// Every package at once is a full rewrite in chunks, not 600,000
+    /// buffered requests (about 60 MB).
+    fn request_all(&mut self, _both: bool, _db: &mut Database) -> Result<(), crate::db::DbError> {
+        self.start_full_rewrite(Instant::now());
+        Ok(())
     }
 }
 

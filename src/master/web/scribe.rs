@@ -27,12 +27,12 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::WebError;
-use super::data::ProjectRow;
 use super::pages::{
     self, HomePage, Project, ProjectPage, SITEMAP_PAGES, SITEMAP_URLS, SimpleIndex, Site, Sitemap,
 };
 use super::text::{json_str, segment};
 use super::writer::{Batch, ensure_dir, remove_if_exists, remove_stale_temps, safe_component};
+use crate::db::ProjectRow;
 use crate::db::{Database, ProjectData};
 use crate::logging::target;
 use crate::protocol::MasterStats;

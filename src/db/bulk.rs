@@ -1,15 +1,12 @@
-//! The web writer's bulk reads. `get_project_data` costs about 5 ms a call
-//! from a client (most of it planning the function's query) but about
+//! Bulk reads for the web writer. `get_project_data` costs about 5 ms a
+//! call from a client (most of it planning the function's query) but about
 //! 0.2 ms a package when one statement runs it for many packages (the plan
 //! is kept for the statement), so the scribe asks for projects in batches
 //! and streams the documents row by row, never holding more than one.
-//!
-//! These belong in `crate::db` eventually; they use only the data layer's
-//! streaming primitive and the stored functions' public definitions.
 
 use postgres::Row;
 
-use crate::db::{Database, DbError, ProjectData};
+use super::{Database, DbError, ProjectData};
 
 /// One project as the bulk reads return it.
 #[derive(Debug)]
