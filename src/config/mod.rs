@@ -15,7 +15,9 @@
 //! `--help`, so the three can never disagree.
 
 mod file;
+pub mod logger;
 pub mod master;
+pub mod monitor;
 pub mod slave;
 
 use std::collections::HashMap;

@@ -20,6 +20,7 @@
 pub mod big_brother;
 pub mod cloud_gazer;
 pub mod file_juggler;
+pub mod lumberjack;
 pub mod mr_chase;
 pub mod policy;
 pub mod slave_driver;
