@@ -44,6 +44,7 @@ use crate::systemd::Notifier;
 use big_brother::BigBrother;
 use cloud_gazer::{CloudGazer, CloudGazerConfig};
 use file_juggler::FileJuggler;
+use lumberjack::Lumberjack;
 use mr_chase::MrChase;
 use policy::BuildPolicy;
 use slave_driver::{Alert, Env, SlaveControl, SlaveDriver};
@@ -114,6 +115,7 @@ pub struct Master {
     architect: TheArchitect,
     mr_chase: MrChase,
     cloud_gazer: Option<CloudGazer>,
+    lumberjack: Lumberjack,
     /// What this farm builds (`--allow-list`, `--newest-releases`).
     policy: BuildPolicy,
     web: Web,
@@ -200,6 +202,11 @@ impl Master {
         timers.every(Timer::ExpireSlaves, slave_driver::EXPIRY_INTERVAL, now);
         timers.every(Timer::BuildQueue, the_architect::REFRESH_INTERVAL, now);
         timers.every(Timer::ReadPypi, cloud_gazer::POLL_INTERVAL, now);
+        timers.every(
+            Timer::DownloadCount,
+            lumberjack::REPORT_INTERVAL,
+            now + lumberjack::REPORT_INTERVAL,
+        );
         Ok(Master {
             config,
             sockets,
@@ -212,6 +219,7 @@ impl Master {
             architect,
             mr_chase: MrChase::new(),
             cloud_gazer: Some(cloud_gazer),
+            lumberjack: Lumberjack::new(),
             policy,
             web,
             stats,
@@ -246,7 +254,11 @@ impl Master {
                 0
             } else {
                 let mut deadline = self.timers.next_deadline();
-                for d in [self.web.next_deadline(), Some(self.stats.next_deadline())] {
+                for d in [
+                    self.web.next_deadline(),
+                    Some(self.stats.next_deadline()),
+                    self.lumberjack.next_deadline(now),
+                ] {
                     deadline = match (deadline, d) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
@@ -270,6 +282,7 @@ impl Master {
                         zmq::POLLIN
                     }),
                     gazer.poll_item(),
+                    self.sockets.log.as_poll_item(zmq::POLLIN),
                 ];
                 match zmq::poll(&mut items, timeout) {
                     Ok(_) => {}
@@ -303,10 +316,18 @@ impl Master {
             if ready[6] || gazer_backlog {
                 self.read_pypi(false);
             }
+            if ready[7] {
+                self.lumberjack
+                    .drain(&self.sockets.log, lumberjack::DRAIN_MAX);
+            }
             self.on_alerts();
             let now = Instant::now();
             while let Some(timer) = self.timers.pop_due(now) {
                 self.on_timer(timer);
+            }
+            if self.lumberjack.flush_due(now) {
+                // Every hit of this turn in one transaction.
+                self.lumberjack.flush(&mut self.db, now);
             }
             if self.web.next_deadline().is_some_and(|d| d <= now) {
                 self.web.on_timer(now, now_utc(), &mut self.db);
@@ -609,6 +630,7 @@ impl Master {
             self.architect.set_paused(true);
             self.web.pause();
             self.stats.pause();
+            self.lumberjack.pause();
             if let Some(g) = self.cloud_gazer.as_mut() {
                 g.pause();
             }
@@ -624,6 +646,7 @@ impl Master {
             self.architect.set_paused(false);
             self.web.resume();
             self.stats.resume();
+            self.lumberjack.resume();
             if let Some(g) = self.cloud_gazer.as_mut() {
                 g.resume();
             }
@@ -662,6 +685,7 @@ impl Master {
             }
             Timer::BuildQueue => self.architect.refresh(Instant::now()),
             Timer::ReadPypi => self.read_pypi(true),
+            Timer::DownloadCount => self.lumberjack.report(&mut self.stats),
         }
     }
 
@@ -696,6 +720,7 @@ impl Master {
         if let Some(g) = self.cloud_gazer.take() {
             g.shutdown();
         }
+        self.lumberjack.shutdown(&mut self.db);
         // The secretary's buffer survives the restart in rewrites_pending.
         if let Err(e) = self.web.shutdown(&mut self.db) {
             log::error!(target: target::THE_SECRETARY, "cannot save pending page rewrites: {e}");

@@ -67,7 +67,10 @@ impl Sockets {
             s.set_maxmsgsize(MAX_IMPORT_MSG)
         })?;
         let log = bind(&ctx, zmq::PULL, config, Queue::Log, |s| {
-            s.set_maxmsgsize(MAX_LOG_MSG)
+            s.set_maxmsgsize(MAX_LOG_MSG)?;
+            // Hits a logger already sent are read, not discarded, when it
+            // disconnects while we are busy.
+            s.set_linger(-1)
         })?;
         // Monitors run as other users of the piwheels group.
         for q in [Queue::Control, Queue::Status] {

@@ -25,6 +25,9 @@ pub enum Timer {
     BuildQueue,
     /// Ask PyPI what changed (cloud_gazer, every 10 s).
     ReadPypi,
+    /// Tell big_brother how many downloads were logged (lumberjack, every
+    /// minute).
+    DownloadCount,
 }
 
 #[derive(Debug, Clone, Copy)]
