@@ -20,7 +20,7 @@ fn main() {
     tdb.admin()
         .execute(
             "INSERT INTO packages (package) \
-             SELECT 'pkg-' || lpad(i::text, 6, '0') FROM generate_series(1, $1) AS i",
+             SELECT 'pkg-' || lpad(i::text, 6, '0') FROM generate_series(1::bigint, $1::bigint) AS i",
             &[&packages],
         )
         .unwrap();
@@ -29,7 +29,7 @@ fn main() {
             "INSERT INTO versions (package, version, released) \
              SELECT 'pkg-' || lpad(i::text, 6, '0'), v || '.0', \
                     timestamp '2020-01-01' + (v || ' days')::interval \
-             FROM generate_series(1, $1) AS i, generate_series(1, $2) AS v",
+             FROM generate_series(1::bigint, $1::bigint) AS i, generate_series(1::bigint, $2::bigint) AS v",
             &[&packages, &versions_each],
         )
         .unwrap();
