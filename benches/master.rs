@@ -249,7 +249,95 @@ fn master_transfer(bytes: &[u8]) -> (f64, f64) {
     (mb / sent.as_secs_f64(), mb / landed.as_secs_f64())
 }
 
+/// `--soak MINUTES`: mixed load for that long (100 slaves in IDLE/BUSY
+/// loops, PyPI events, access-log hits, a monitor saying HELLO), sampling
+/// the master's RSS every 10 s; prints the samples and the slope of a
+/// least-squares line through those after the first two minutes.
+fn soak(minutes: u64) {
+    use piwheels::fake_pypi::FakePypi;
+    use piwheels::protocol::{ClientInfo, ControlMessage, DownloadState, LogMessage};
+    let fake = FakePypi::start();
+    let tdb = TestDb::new();
+    tdb.admin()
+        .batch_execute("INSERT INTO build_abis (abi_tag) VALUES ('cp311')")
+        .unwrap();
+    let xmlrpc = fake.xmlrpc_url();
+    let json = fake.json_url();
+    let master =
+        MasterProcess::start_on(tdb, &["-q", "--pypi-xmlrpc", &xmlrpc, "--pypi-json", &json]);
+    let pid = master.child.id();
+    let total = Duration::from_secs(minutes * 60);
+    let addr = format!("tcp://127.0.0.1:{}", master.slave_port);
+    let slaves = std::thread::spawn(move || drive(&addr, 100, total));
+    let ctx = zmq::Context::new();
+    let log = ctx.socket(zmq::PUSH).unwrap();
+    log.set_sndhwm(1000).unwrap();
+    log.connect(&master.ipc("logger")).unwrap();
+    let control = ctx.socket(zmq::PUSH).unwrap();
+    control.connect(&master.ipc("control")).unwrap();
+    let start = Instant::now();
+    let mut samples: Vec<(f64, f64)> = Vec::new();
+    let mut next_sample = start;
+    let mut n = 0u64;
+    while start.elapsed() < total {
+        // About 200 hits a second, a release every second, a monitor HELLO
+        // every 10 s.
+        for _ in 0..20 {
+            let hit = LogMessage::Download(DownloadState {
+                filename: format!("pkg_{}-1.0-py3-none-any.whl", n % 500),
+                host: "192.0.2.1".into(),
+                timestamp: Utc::now(),
+                client: ClientInfo::default(),
+            });
+            let _ = log.send(hit.encode(), zmq::DONTWAIT);
+            n += 1;
+        }
+        if n % 200 == 0 {
+            fake.add_release(&format!("soak-{}", n % 5000), "1.0");
+            fake.flush_window();
+        }
+        if Instant::now() >= next_sample {
+            let rss = proc_status_kib(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0;
+            let t = start.elapsed().as_secs_f64() / 60.0;
+            samples.push((t, rss));
+            println!("soak: {t:5.1} min  RSS {rss:6.2} MiB");
+            let _ = control.send(ControlMessage::Hello.encode(), zmq::DONTWAIT);
+            next_sample += Duration::from_secs(10);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rate = slaves.join().unwrap();
+    let steady: Vec<(f64, f64)> = samples.iter().copied().filter(|(t, _)| *t >= 2.0).collect();
+    let slope = if steady.len() >= 2 {
+        let k = steady.len() as f64;
+        let (sx, sy) = steady
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        let (mx, my) = (sx / k, sy / k);
+        let num: f64 = steady.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+        let den: f64 = steady.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+        if den > 0.0 { num / den } else { 0.0 }
+    } else {
+        0.0
+    };
+    let peak = proc_status_kib(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0;
+    println!("| figure | value | limit / target |");
+    println!("|---|---|---|");
+    println!("| {minutes}-minute soak: slave replies/s | {rate:.0} | |");
+    println!("| soak: peak RSS | {peak:.2} MiB | target < 32 MiB under mixed load |");
+    println!(
+        "| soak: RSS slope after the first 2 minutes | {:+.3} MiB/min | ~0 (no growth) |",
+        slope
+    );
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--soak") {
+        let minutes = args.get(i + 1).and_then(|m| m.parse().ok()).unwrap_or(10);
+        soak(minutes);
+        return;
+    }
     let short = std::env::args().any(|a| a == "--short");
     let runs = if short { 3 } else { 5 };
     let load_time = Duration::from_secs(if short { 2 } else { 5 });

@@ -225,6 +225,11 @@ fn ingest(n: usize, chunk: usize, page: usize) -> Result<(), Box<dyn std::error:
         mib(hwm0),
         mib(rss)
     );
+    println!(
+        "| PyPI ingest of {n} events | {:.0} events/s, peak RSS {} | target > 5,000/s and < 32 MiB |",
+        n as f64 / took.as_secs_f64(),
+        mib(hwm)
+    );
     Ok(())
 }
 
@@ -291,6 +296,11 @@ fn bare_inserts(n: usize) -> Result<(), Box<dyn std::error::Error>> {
         })?;
     }
     let func = start.elapsed();
+    println!(
+        "| bare INSERTs, same driver, transactions of 1000 | {:.0} rows/s (add_new_package: {:.0}/s) | the ingest's ceiling |",
+        n as f64 / plain.as_secs_f64(),
+        n as f64 / func.as_secs_f64()
+    );
     println!("for comparison, {n} rows in transactions of 1000, same driver:");
     println!(
         "  plain INSERT: {:.0} rows/s; add_new_package() through the data layer: {:.0} rows/s",
