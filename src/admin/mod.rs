@@ -175,7 +175,9 @@ pub fn main_with<T: Tool>(args: Vec<OsString>, default_files: &[PathBuf]) -> u8 
         Ok(Outcome::Done) => 0,
         Ok(Outcome::Aborted) => 2,
         Err(e) => {
-            log::error!(target: T::NAME, "{e}");
+            // Not through the log: the console cuts long lines, and this
+            // one is the answer the operator needs whole.
+            crate::logging::eprintln_error(T::NAME, &e);
             1
         }
     }
