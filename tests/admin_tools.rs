@@ -334,6 +334,59 @@ fn bad_imports_change_nothing() {
 }
 
 #[test]
+fn a_file_that_fails_verification_is_not_imported() {
+    use piwheels::admin::import::{do_import, prepare};
+    use piwheels::config::import::{Command, ImportConfig};
+    let tdb = abi_db();
+    let mut db = tdb.database();
+    db.add_new_package("foo-bar", "", "").unwrap();
+    db.add_new_package_version("foo-bar", "1.0", None, "")
+        .unwrap();
+    drop(db);
+    let m = master(tdb);
+    let work = TempDir::new("admin-verify");
+    let wheel = make_wheel(
+        work.path(),
+        "foo_bar",
+        "foo-bar",
+        "1.0",
+        "cp311-cp311-linux_armv7l",
+    );
+    let args = [
+        "--import-queue".to_string(),
+        m.ipc("import"),
+        "--file-queue".to_string(),
+        format!("tcp://127.0.0.1:{}", m.file_port),
+        wheel.display().to_string(),
+    ];
+    let Command::Run(config) = ImportConfig::parse(args.map(Into::into).to_vec(), &[]).unwrap()
+    else {
+        panic!("not a run");
+    };
+    let mut prepared = prepare(&config).unwrap();
+    assert_eq!(prepared.state.package, "foo-bar");
+    assert_eq!(prepared.state.abi_tag, "cp311");
+    // What the master expects is not what arrives: the file changed after
+    // it was read, say.
+    prepared.state.files[0].filehash = "0".repeat(64);
+    let err = do_import(&config, &prepared).unwrap_err();
+    assert!(err.contains("failed verification"), "{err}");
+    assert_eq!(count(&m, "SELECT count(*) FROM builds"), 0);
+    assert_eq!(count(&m, "SELECT count(*) FROM files"), 0);
+    assert!(
+        !www(&m)
+            .join("simple/foo-bar")
+            .join(wheel.file_name().unwrap())
+            .exists()
+    );
+    assert_eq!(common::transfer_temps(&www(&m).join("simple")), 0);
+    // The same file, honestly described, goes in afterwards.
+    let prepared = prepare(&config).unwrap();
+    do_import(&config, &prepared).unwrap();
+    assert_eq!(count(&m, "SELECT count(*) FROM files"), 2);
+}
+
+#[test]
 fn add_skip_yank_and_remove() {
     let m = master(abi_db());
     let work = TempDir::new("admin-remove");
@@ -353,6 +406,18 @@ fn add_skip_yank_and_remove() {
     fails(
         &tool(&m, "piw-add", &["-y", "nope", "1.0"]),
         "does not exist",
+    );
+    // Just Enter at the prompt is yes, as in piwheels.
+    let queue = m.ipc("import");
+    ok(&run_with(
+        "piw-add",
+        &["--import-queue", &queue, "foo-bar", "0.9"],
+        m.dir.path(),
+        "\n",
+    ));
+    assert_eq!(
+        count(&m, "SELECT count(*) FROM versions WHERE version = '0.9'"),
+        1
     );
     // A new version, yanked; then unyanked; yanking a known one is refused.
     ok(&tool(&m, "piw-add", &["-y", "foo-bar", "1.0", "--yank"]));
@@ -530,7 +595,15 @@ fn prompts_help_and_usage() {
         let out = run_with(name, &["--help"], dir.path(), "");
         assert_eq!(out.status.code(), Some(0));
         let help = String::from_utf8_lossy(&out.stdout);
-        for opt in ["--import-queue", "-y, --yes", "-c FILE", "--log-file", own] {
+        for opt in [
+            "--import-queue",
+            "-y, --yes",
+            "-c FILE",
+            "--log-file",
+            "--debug TASK",
+            "--reply-timeout",
+            own,
+        ] {
             assert!(help.contains(opt), "{name} --help lacks {opt}:\n{help}");
         }
         let out = run_with(name, &["--version"], dir.path(), "");

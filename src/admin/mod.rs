@@ -111,11 +111,13 @@ impl ImportClient {
     }
 }
 
-/// Asks `question` on the terminal; true for yes. End of input is no.
+/// Asks `question` on the terminal; true for yes (or just Enter, as in
+/// piwheels). End of input is no.
 pub fn confirm(question: &str) -> bool {
     let stdin = std::io::stdin();
+    println!();
     loop {
-        print!("{question} [y/n] ");
+        print!("{question} [Y/n] ");
         let _ = std::io::stdout().flush();
         let mut line = String::new();
         match stdin.lock().read_line(&mut line) {
@@ -126,7 +128,7 @@ pub fn confirm(question: &str) -> bool {
             Ok(_) => {}
         }
         match line.trim().to_ascii_lowercase().as_str() {
-            "y" | "yes" => return true,
+            "" | "y" | "yes" => return true,
             "n" | "no" => return false,
             _ => println!("Please answer y or n"),
         }

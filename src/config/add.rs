@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::import::{
-    Command, IMPORT_QUEUE, REPLY_TIMEOUT_OPT, YES, bad, parse_tool, queue_address, reply_timeout,
-    usage,
+    Command, DEBUG, IMPORT_QUEUE, REPLY_TIMEOUT_OPT, YES, bad, parse_tool, queue_address,
+    reply_timeout, usage,
 };
 use super::master::defaults;
 use super::{ConfigError, LogSettings, Opt, Program, Settings};
@@ -63,6 +63,7 @@ const ADD_OPTS: &[Opt] = &[
     ),
     Opt::flag(None, "--unyank", "Mark a known version as not yanked"),
     IMPORT_QUEUE,
+    DEBUG,
     Opt::value(
         None,
         "--pypi-json",

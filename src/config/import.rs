@@ -37,6 +37,16 @@ pub const IMPORT_QUEUE: Opt = Opt::value(
      an ipc address",
 );
 
+/// `--debug`, as the master's: debug output for the matching log targets
+/// (`piw-import`, `piw-*`; `slave` is the file transfer).
+pub const DEBUG: Opt = Opt::multi(
+    None,
+    "--debug",
+    "TASK",
+    "Show debug messages of the named task (a pattern such as piw-import, piw-* or \
+     slave for the file transfer); can be given more than once",
+);
+
 /// `--reply-timeout` (ours): a dead master is an error, not a hang.
 pub const REPLY_TIMEOUT_OPT: Opt = Opt::value(
     None,
@@ -102,6 +112,7 @@ const IMPORT_OPTS: &[Opt] = &[
          files will be removed",
     ),
     IMPORT_QUEUE,
+    DEBUG,
     Opt::value(
         None,
         "--file-queue",

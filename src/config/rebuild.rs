@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::import::{
-    Command, IMPORT_QUEUE, REPLY_TIMEOUT_OPT, YES, parse_tool, queue_address, reply_timeout, usage,
+    Command, DEBUG, IMPORT_QUEUE, REPLY_TIMEOUT_OPT, YES, parse_tool, queue_address, reply_timeout,
+    usage,
 };
 use super::{ConfigError, LogSettings, Opt, Program, Settings};
 use crate::protocol::RebuildPart;
 
-const REBUILD_OPTS: &[Opt] = &[YES, IMPORT_QUEUE, REPLY_TIMEOUT_OPT];
+const REBUILD_OPTS: &[Opt] = &[YES, IMPORT_QUEUE, DEBUG, REPLY_TIMEOUT_OPT];
 
 /// piw-rebuild's option table, for the parser and `--help`.
 pub const PROGRAM: Program = Program {

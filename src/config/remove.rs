@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::import::{
-    Command, IMPORT_QUEUE, REPLY_TIMEOUT_OPT, YES, parse_tool, queue_address, reply_timeout, usage,
+    Command, DEBUG, IMPORT_QUEUE, REPLY_TIMEOUT_OPT, YES, parse_tool, queue_address, reply_timeout,
+    usage,
 };
 use super::{ConfigError, LogSettings, Opt, Program, Settings};
 
@@ -29,6 +30,7 @@ const REMOVE_OPTS: &[Opt] = &[
     ),
     Opt::flag(None, "--yank", "Mark a version as yanked"),
     IMPORT_QUEUE,
+    DEBUG,
     REPLY_TIMEOUT_OPT,
 ];
 
