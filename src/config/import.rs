@@ -358,6 +358,28 @@ mod tests {
     }
 
     #[test]
+    fn a_config_file_shared_with_the_master_works() {
+        let dir = std::env::temp_dir().join(format!("piw-import-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("piwheels.conf");
+        std::fs::write(
+            &conf,
+            "[master]\ndsn = postgres:///piwheels\nfile-queue = tcp://*:5556\n\
+             import-queue = ipc:///run/piw-import\ndebug = [master.the_*, piw-*]\n\
+             timeout = 3h\n",
+        )
+        .unwrap();
+        let args = ["a.whl".into()].to_vec();
+        let Command::Run(c) = ImportConfig::parse(args, &[conf]).unwrap() else {
+            panic!("not a run");
+        };
+        assert_eq!(c.file_queue, "tcp://localhost:5556");
+        assert_eq!(c.import_queue, "ipc:///run/piw-import");
+        assert_eq!(c.log.debug, ["master.the_*", "piw-*"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn zero_durations() {
         for z in ["0s", "0", "0:00:00", "0m"] {
             assert_eq!(build_duration(z), Ok(TimeDelta::ZERO), "{z}");
