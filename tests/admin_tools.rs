@@ -387,6 +387,84 @@ fn a_file_that_fails_verification_is_not_imported() {
 }
 
 #[test]
+fn an_import_waits_its_turn_past_its_timeout() {
+    use piwheels::admin::ImportClient;
+    use piwheels::admin::import::{prepare, send_file};
+    use piwheels::config::import::{Command, ImportConfig};
+    use piwheels::protocol::{ImportReply, ImportRequest};
+    let tdb = abi_db();
+    let mut db = tdb.database();
+    db.add_new_package("foo-bar", "", "").unwrap();
+    for v in ["1.0", "2.0"] {
+        db.add_new_package_version("foo-bar", v, None, "").unwrap();
+    }
+    drop(db);
+    let m = master(tdb);
+    let work = TempDir::new("admin-turn");
+    let sub = work.path().join("b");
+    std::fs::create_dir_all(&sub).unwrap();
+    let a = make_wheel(
+        work.path(),
+        "foo_bar",
+        "foo-bar",
+        "1.0",
+        "cp311-cp311-linux_armv7l",
+    );
+    let b = make_wheel(
+        &sub,
+        "foo_bar",
+        "foo-bar",
+        "2.0",
+        "cp311-cp311-linux_armv7l",
+    );
+    let queue = m.ipc("import");
+    let file_queue = format!("tcp://127.0.0.1:{}", m.file_port);
+    // A starts and holds the master's one import slot.
+    let args = [a.display().to_string()].map(Into::into).to_vec();
+    let Command::Run(config) = ImportConfig::parse(args, &[]).unwrap() else {
+        panic!("not a run");
+    };
+    let prepared = prepare(&config).unwrap();
+    let client = ImportClient::connect(&queue, Duration::from_secs(20)).unwrap();
+    let reply = client
+        .request(&ImportRequest::Import(prepared.state.clone()))
+        .unwrap();
+    assert!(matches!(reply, ImportReply::Send(_)), "{reply:?}");
+    // B, with a 1 s reply timeout, must wait for its turn instead.
+    let home = m.dir.path().to_path_buf();
+    let (q, fq, bpath) = (queue.clone(), file_queue.clone(), b.display().to_string());
+    let other = std::thread::spawn(move || {
+        let args = [
+            "-y",
+            "--import-queue",
+            &q,
+            "--file-queue",
+            &fq,
+            "--reply-timeout",
+            "1",
+            &bpath,
+        ];
+        run_with("piw-import", &args, &home, "")
+    });
+    wait_for("B to queue", || m.stderr().contains("waits its turn"));
+    // Time passing beyond B's timeout is the point here, not a sync.
+    std::thread::sleep(Duration::from_millis(1500));
+    send_file(&client, &file_queue, &a).unwrap();
+    assert_eq!(
+        client.request(&ImportRequest::Sent).unwrap(),
+        ImportReply::Done("IMPORT".into())
+    );
+    let out = other.join().unwrap();
+    ok(&out);
+    assert!(
+        stderr(&out).contains("has not answered yet"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(&m, "SELECT count(*) FROM builds"), 2);
+}
+
+#[test]
 fn add_skip_yank_and_remove() {
     let m = master(abi_db());
     let work = TempDir::new("admin-remove");

@@ -346,7 +346,11 @@ pub fn send_file(client: &ImportClient, addr: &str, path: &Path) -> Result<(), S
 pub fn do_import(config: &ImportConfig, prepared: &Prepared) -> Result<(), String> {
     log::info!(target: TARGET, "Connecting to master at {}", config.import_queue);
     let client = ImportClient::connect(&config.import_queue, config.reply_timeout)?;
-    let mut reply = client.request(&ImportRequest::Import(prepared.state.clone()))?;
+    // The master serves one import at a time: ours may wait its turn.
+    let mut reply = client.request_patiently(
+        &ImportRequest::Import(prepared.state.clone()),
+        super::IMPORT_PATIENCE,
+    )?;
     let mut registered = false;
     loop {
         match reply {
@@ -362,7 +366,8 @@ pub fn do_import(config: &ImportConfig, prepared: &Prepared) -> Result<(), Strin
                 };
                 log::info!(target: TARGET, "Sending {filename} to master on {}", config.file_queue);
                 send_file(&client, &config.file_queue, path)?;
-                reply = client.request(&ImportRequest::Sent)?;
+                // Verifying a big file takes the master a while.
+                reply = client.request_patiently(&ImportRequest::Sent, super::IMPORT_PATIENCE)?;
             }
             ImportReply::Done(ref what) if what == "IMPORT" => return Ok(()),
             ImportReply::Error(msg) => return Err(format!("the master refused the import: {msg}")),

@@ -37,10 +37,19 @@ pub enum Outcome {
     Aborted,
 }
 
+/// How long an IMPORT may wait for its turn while the master is
+/// connected: mr_chase serves one import at a time and drops a silent one
+/// after 5 minutes.
+pub const IMPORT_PATIENCE: Duration = Duration::from_secs(600);
+
 /// A REQ connection to the master's import queue.
 pub struct ImportClient {
-    // Dropped after the socket (fields drop in order).
+    // Dropped before the context (fields drop in order).
     socket: zmq::Socket,
+    /// Connection events of `socket`: a master that is there but slow
+    /// (another import first) is told apart from one that is not there.
+    monitor: zmq::Socket,
+    connected: std::cell::Cell<bool>,
     ctx: zmq::Context,
     addr: String,
     timeout: Duration,
@@ -51,19 +60,26 @@ impl ImportClient {
     /// in the background, so a dead master shows as a missing reply).
     pub fn connect(addr: &str, timeout: Duration) -> Result<ImportClient, String> {
         let ctx = zmq::Context::new();
-        let socket = (|| -> zmq::Result<zmq::Socket> {
+        let (socket, monitor) = (|| -> zmq::Result<(zmq::Socket, zmq::Socket)> {
             let s = ctx.socket(zmq::REQ)?;
             s.set_linger(0)?;
             s.set_sndhwm(10)?;
             s.set_rcvhwm(10)?;
             s.set_maxmsgsize(MAX_REPLY)?;
             s.set_sndtimeo(timeout.as_millis().min(i32::MAX as u128) as i32)?;
+            let events =
+                zmq::SocketEvent::CONNECTED.to_raw() | zmq::SocketEvent::DISCONNECTED.to_raw();
+            s.monitor("inproc://piw-admin-monitor", i32::from(events))?;
+            let m = ctx.socket(zmq::PAIR)?;
+            m.connect("inproc://piw-admin-monitor")?;
             s.connect(addr)?;
-            Ok(s)
+            Ok((s, m))
         })()
         .map_err(|e| format!("cannot connect to the import queue {addr}: {e}"))?;
         Ok(ImportClient {
             socket,
+            monitor,
+            connected: std::cell::Cell::new(false),
             ctx,
             addr: addr.to_string(),
             timeout,
@@ -80,9 +96,34 @@ impl ImportClient {
         self.timeout
     }
 
+    /// Reads the connection events that have arrived.
+    fn read_events(&self) {
+        while let Ok(frames) = self.monitor.recv_multipart(zmq::DONTWAIT) {
+            let Some(event) = frames.first().and_then(|f| f.get(..2)) else {
+                continue;
+            };
+            let event = u16::from_ne_bytes([event[0], event[1]]);
+            if event == zmq::SocketEvent::CONNECTED.to_raw() {
+                self.connected.set(true);
+            } else if event == zmq::SocketEvent::DISCONNECTED.to_raw() {
+                self.connected.set(false);
+            }
+        }
+    }
+
     /// Sends `request` and waits for the master's reply, at most the
     /// timeout.
     pub fn request(&self, request: &ImportRequest) -> Result<ImportReply, String> {
+        self.request_patiently(request, self.timeout)
+    }
+
+    /// [`request`](Self::request), but while the master is connected, wait
+    /// up to `patience` (at least the timeout) for its reply.
+    pub fn request_patiently(
+        &self,
+        request: &ImportRequest,
+        patience: Duration,
+    ) -> Result<ImportReply, String> {
         let silent = || {
             format!(
                 "no reply from the master on {} within {}; is piw-master running there? \
@@ -97,11 +138,44 @@ impl ImportClient {
             Err(zmq::Error::EAGAIN) => return Err(silent()),
             Err(e) => return Err(format!("cannot send to {}: {e}", self.addr)),
         }
-        let ms = self.timeout.as_millis().min(i64::MAX as u128) as i64;
-        match self.socket.poll(zmq::POLLIN, ms) {
-            Ok(n) if n > 0 => {}
-            Ok(_) => return Err(silent()),
-            Err(e) => return Err(format!("cannot wait for the master: {e}")),
+        let start = std::time::Instant::now();
+        let mut told = false;
+        loop {
+            self.read_events();
+            let limit = if self.connected.get() {
+                patience.max(self.timeout)
+            } else {
+                self.timeout
+            };
+            let now = std::time::Instant::now();
+            let left = (start + limit).saturating_duration_since(now);
+            if left.is_zero() {
+                return Err(silent());
+            }
+            if !told && now.duration_since(start) >= self.timeout {
+                log::warn!(
+                    target: "piw-admin",
+                    "the master is there but has not answered yet (another import may be \
+                     in progress); waiting up to {}",
+                    crate::slave::builder::human_duration(limit)
+                );
+                told = true;
+            }
+            // Wake at the plain timeout too, to tell the operator.
+            let wake = if told { left } else { left.min(self.timeout) };
+            let ms = wake.as_millis().min(i64::MAX as u128) as i64 + 1;
+            // The monitor wakes the poll too; its events are read above.
+            let mut items = [
+                self.socket.as_poll_item(zmq::POLLIN),
+                self.monitor.as_poll_item(zmq::POLLIN),
+            ];
+            match zmq::poll(&mut items, ms) {
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(e) => return Err(format!("cannot wait for the master: {e}")),
+            }
+            if items[0].is_readable() {
+                break;
+            }
         }
         let bytes = self
             .socket
