@@ -26,7 +26,7 @@ const ADD_OPTS: &[Opt] = &[
         Some("-s"),
         "--skip",
         "REASON",
-        Some(""),
+        None,
         "Mark the package or version with a skip reason to prevent build attempts",
     ),
     Opt::flag(

@@ -24,7 +24,7 @@ const REMOVE_OPTS: &[Opt] = &[
         Some("-s"),
         "--skip",
         "REASON",
-        Some(""),
+        None,
         "Mark the package / version as skipped to prevent future build attempts (remove \
          and skip if --builds also given)",
     ),
