@@ -598,6 +598,46 @@ fn add_skip_yank_and_remove() {
 }
 
 #[test]
+fn add_takes_the_description_from_pypi() {
+    let fake = piwheels::fake_pypi::FakePypi::start();
+    fake.create_project("Foo.Bar");
+    fake.set_summary("Foo.Bar", Some("From PyPI"));
+    let m = master(abi_db());
+    let json = fake.json_url();
+    ok(&tool(
+        &m,
+        "piw-add",
+        &["-y", "--pypi-json", &json, "Foo.Bar"],
+    ));
+    assert_eq!(
+        text(
+            &m,
+            "SELECT description FROM packages WHERE package = 'foo-bar'"
+        ),
+        "From PyPI"
+    );
+    // PyPI out of reach: added anyway, without a description.
+    let out = tool(
+        &m,
+        "piw-add",
+        &["-y", "--pypi-json", "http://127.0.0.1:9/pypi", "other"],
+    );
+    ok(&out);
+    assert!(
+        stderr(&out).contains("cannot get the description"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        text(
+            &m,
+            "SELECT description FROM packages WHERE package = 'other'"
+        ),
+        ""
+    );
+}
+
+#[test]
 fn rebuild_rewrites_pages() {
     let m = master(abi_db());
     ok(&tool(&m, "piw-add", &["-y", "foo-bar", "-d", "x"]));
