@@ -423,6 +423,101 @@ impl Tool for ImportConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn dir(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("piw-admin-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    fn wheel(dir: &Path, dist: &str, version: &str, tags: &str) -> PathBuf {
+        let path = dir.join(format!("{dist}-{version}-{tags}.whl"));
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        zip.start_file(format!("{dist}-{version}.dist-info/METADATA"), opts)
+            .unwrap();
+        write!(
+            zip,
+            "Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n\
+             Requires-Dist: numpy>=1\nRequires-Dist: pytest; extra == 'test'\n"
+        )
+        .unwrap();
+        zip.finish().unwrap();
+        path
+    }
+
+    fn config(args: &[&Path], extra: &[&str]) -> ImportConfig {
+        let mut all: Vec<OsString> = extra.iter().map(OsString::from).collect();
+        all.extend(args.iter().map(|p| p.as_os_str().to_owned()));
+        match ImportConfig::parse(all, &[]).unwrap() {
+            Command::Run(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_build_state_from_wheels() {
+        let d = dir("state");
+        let b = wheel(&d.0, "Foo_Bar", "1.0", "cp311-cp311-linux_armv7l");
+        let a = wheel(&d.0, "Foo_Bar", "1.0", "cp311-abi3-linux_armv7l");
+        let p = prepare(&config(&[&b, &a], &[])).unwrap();
+        let s = &p.state;
+        assert_eq!((s.package.as_str(), s.version.as_str()), ("foo-bar", "1.0"));
+        // The first file named decides the ABI; the files are sorted.
+        assert_eq!(s.abi_tag, "cp311");
+        assert!(s.files[0].filename < s.files[1].filename);
+        assert_eq!(s.output, DEFAULT_OUTPUT);
+        assert_eq!(s.slave_id, 0);
+        let f = &s.files[0];
+        assert_eq!(f.package_tag, "Foo_Bar");
+        assert_eq!(f.location, "/simple");
+        assert_eq!(
+            f.dependencies,
+            vec![("pip".to_string(), vec!["numpy".to_string()])]
+        );
+        assert_eq!(
+            (f.filesize, f.filehash.clone()),
+            wheel::hash_file(&a).unwrap()
+        );
+    }
+
+    #[test]
+    fn overrides_allow_what_piwheels_allows() {
+        let d = dir("override");
+        let one = wheel(&d.0, "foo", "1.0", "py3-none-any");
+        let two = wheel(&d.0, "bar", "2.0", "py3-none-any");
+        assert!(prepare(&config(&[&one, &two], &["--abi", "cp311"])).is_err());
+        let p = prepare(&config(
+            &[&one, &two],
+            &[
+                "--abi",
+                "cp39",
+                "--package",
+                "Baz",
+                "--package-version",
+                "3",
+            ],
+        ))
+        .unwrap();
+        assert_eq!(
+            (p.state.package.as_str(), p.state.version.as_str()),
+            ("baz", "3")
+        );
+        assert_eq!(p.state.abi_tag, "cp39");
+        // The same file twice is one file too many.
+        let e = prepare(&config(&[&one, &one], &["--abi", "cp39"])).unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+    }
 
     #[test]
     fn sizes_for_people() {
