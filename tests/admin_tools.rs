@@ -698,6 +698,27 @@ fn a_dead_master_is_an_error_within_the_timeout() {
         eprintln!("{name} gave up after {took:?}");
     }
     assert!(wheel.exists());
+
+    // Someone listens but never answers: still an error, saying so.
+    let ctx = zmq::Context::new();
+    let mute = ctx.socket(zmq::ROUTER).unwrap();
+    mute.bind(&queue).unwrap();
+    let started = Instant::now();
+    let args = [
+        "-y",
+        "--import-queue",
+        &queue,
+        "--reply-timeout",
+        "1",
+        "home",
+    ];
+    let out = run_with("piw-rebuild", &args, dir.path(), "");
+    fails(&out, "although it is connected");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        mute.recv_multipart(zmq::DONTWAIT).is_ok(),
+        "the request arrived"
+    );
 }
 
 #[test]

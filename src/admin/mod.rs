@@ -124,18 +124,25 @@ impl ImportClient {
         request: &ImportRequest,
         patience: Duration,
     ) -> Result<ImportReply, String> {
-        let silent = || {
-            format!(
-                "no reply from the master on {} within {}; is piw-master running there? \
-                 (it may also be busy with another import: try again, or raise \
-                 --reply-timeout)",
-                self.addr,
-                crate::slave::builder::human_duration(self.timeout)
-            )
+        let silent = |waited: Duration| {
+            let waited = crate::slave::builder::human_duration(waited);
+            if self.connected.get() {
+                format!(
+                    "no reply from the master on {} within {waited}, although it is connected; \
+                     it may be stuck or busy: see its log",
+                    self.addr
+                )
+            } else {
+                format!(
+                    "no reply from the master on {} within {waited}; is piw-master running \
+                     there? (if it is busy, try again or raise --reply-timeout)",
+                    self.addr
+                )
+            }
         };
         match self.socket.send(request.encode(), 0) {
             Ok(()) => {}
-            Err(zmq::Error::EAGAIN) => return Err(silent()),
+            Err(zmq::Error::EAGAIN) => return Err(silent(self.timeout)),
             Err(e) => return Err(format!("cannot send to {}: {e}", self.addr)),
         }
         let start = std::time::Instant::now();
@@ -150,7 +157,7 @@ impl ImportClient {
             let now = std::time::Instant::now();
             let left = (start + limit).saturating_duration_since(now);
             if left.is_zero() {
-                return Err(silent());
+                return Err(silent(limit));
             }
             if !told && now.duration_since(start) >= self.timeout {
                 log::warn!(
