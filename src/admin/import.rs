@@ -142,7 +142,9 @@ pub fn prepare(config: &ImportConfig) -> Result<Prepared, String> {
         }
         wheels.push(w);
     }
-    let first = &wheels[0];
+    let Some(first) = wheels.first() else {
+        return Err("no files given".to_string());
+    };
     if config.package.is_none() {
         if let Some(w) = wheels.iter().find(|w| w.name != first.name) {
             return Err(format!(
