@@ -5,6 +5,7 @@
 //! The crate is wire-compatible with piwheels 0.23 peers and uses the same
 //! database schema; see `ARCHITECTURE.md` for the map of modules.
 
+pub mod admin;
 pub mod config;
 pub mod db;
 #[doc(hidden)]

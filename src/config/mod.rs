@@ -14,10 +14,14 @@
 //! same table drives the command-line parser (pico-args), the file reader and
 //! `--help`, so the three can never disagree.
 
+pub mod add;
 mod file;
+pub mod import;
 pub mod logger;
 pub mod master;
 pub mod monitor;
+pub mod rebuild;
+pub mod remove;
 pub mod slave;
 
 use std::collections::HashMap;

@@ -422,22 +422,31 @@ impl Worker {
     }
 
     fn description(&self, package: &str) -> Result<String, FetchError> {
-        let url = json_url(&self.json_url, package);
-        let response = self.agent.get(&url).call().map_err(transport_error)?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            return Err(FetchError::Status(status));
-        }
-        let reader = response
-            .into_body()
-            .into_with_config()
-            .limit(MAX_JSON_BYTES)
-            .reader();
-        read_summary(reader).map_err(|e| match e {
-            SummaryError::Invalid(why) if why.contains("timed out") => FetchError::Timeout(why),
-            other => FetchError::Malformed(other.to_string()),
-        })
+        description(&self.agent, &self.json_url, package)
     }
+}
+
+/// One description, fetched in the calling thread (piw-add's lookup).
+pub fn fetch_description(config: &ClientConfig, package: &str) -> Result<String, FetchError> {
+    description(&build_agent(config), &config.json_url, package)
+}
+
+fn description(agent: &ureq::Agent, json_root: &str, package: &str) -> Result<String, FetchError> {
+    let url = json_url(json_root, package);
+    let response = agent.get(&url).call().map_err(transport_error)?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(FetchError::Status(status));
+    }
+    let reader = response
+        .into_body()
+        .into_with_config()
+        .limit(MAX_JSON_BYTES)
+        .reader();
+    read_summary(reader).map_err(|e| match e {
+        SummaryError::Invalid(why) if why.contains("timed out") => FetchError::Timeout(why),
+        other => FetchError::Malformed(other.to_string()),
+    })
 }
 
 static ENDPOINTS: AtomicU64 = AtomicU64::new(0);

@@ -1,0 +1,12 @@
+//! piw-remove: see `piwheels::admin::remove`; this only starts it.
+//!
+//! Exit status: 0 done; 1 failed (the master refused or could not be
+//! reached); 2 usage error or the operator declined.
+
+use std::process::ExitCode;
+
+use piwheels::config::remove::RemoveConfig;
+
+fn main() -> ExitCode {
+    piwheels::admin::main::<RemoveConfig>()
+}
