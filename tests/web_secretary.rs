@@ -152,3 +152,54 @@ fn paused_output_waits_and_requests_are_still_taken() {
     web.on_timer(t0 + Duration::from_secs(600), wall(), &mut db);
     assert_eq!(web.counters().projects, 1);
 }
+
+#[test]
+fn a_full_rewrite_leaves_unchanged_pages_alone_and_rewrites_changed_ones() {
+    use std::os::unix::fs::MetadataExt;
+    test_dsn();
+    let tdb = TestDb::new();
+    tdb.admin()
+        .batch_execute("INSERT INTO build_abis (abi_tag) VALUES ('cp37m')")
+        .unwrap();
+    let mut db = tdb.database();
+    let names = packages(&mut db);
+    let out = scratch("unchanged");
+    let mut web = web(&out);
+    web.start(&mut db, Instant::now(), wall()).unwrap();
+    web.rewrite_all(&mut db);
+    let pages = |p: &str| {
+        [
+            out.join("simple").join(p).join("index.html"),
+            out.join("simple").join(p).join("index.json"),
+            out.join("project").join(p).join("index.html"),
+            out.join("project").join(p).join("json/index.json"),
+        ]
+    };
+    let inodes = |p: &str| pages(p).map(|f| std::fs::metadata(f).unwrap().ino());
+    let before = inodes(&names[0]);
+    // Nothing changed (only the time stamps would): no page is replaced.
+    web.rewrite_all(&mut db);
+    assert_eq!(inodes(&names[0]), before);
+    // A new release changes all four pages of that package only.
+    db.add_new_package_version(&names[0], "2.0", Some(at(100)), "")
+        .unwrap();
+    build(
+        &mut db,
+        &names[0],
+        "2.0",
+        "cp37m",
+        vec![wheel(&names[0], "2.0", "cp37m", None, &[])],
+    );
+    let other = inodes(&names[1]);
+    web.rewrite_all(&mut db);
+    let after = inodes(&names[0]);
+    for (i, (b, a)) in before.iter().zip(after.iter()).enumerate() {
+        assert_ne!(b, a, "{} was not rewritten", pages(&names[0])[i].display());
+    }
+    assert!(
+        std::fs::read_to_string(&pages(&names[0])[0])
+            .unwrap()
+            .contains("2.0")
+    );
+    assert_eq!(inodes(&names[1]), other);
+}

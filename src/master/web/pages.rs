@@ -141,6 +141,26 @@ fn stamp(now: DateTime<Utc>) -> String {
     format!("<!--{}-->\n", now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"))
 }
 
+/// Where a simple page's closing stamp lies in its bytes.
+pub fn simple_page_stamp(page: &[u8]) -> std::ops::Range<usize> {
+    let n = stamp(DateTime::<Utc>::UNIX_EPOCH).len();
+    page.len().saturating_sub(n)..page.len()
+}
+
+/// Where a project page's "Page updated <date>" lies in its text (empty
+/// when the template has none).
+pub fn project_page_stamp(page: &str) -> std::ops::Range<usize> {
+    const MARK: &str = "Page updated ";
+    match page.rfind(MARK) {
+        Some(i) => {
+            let start = i + MARK.len();
+            // "%Y-%m-%d %H:%M UTC"
+            start..(start + 20).min(page.len())
+        }
+        None => 0..0,
+    }
+}
+
 /// Streams `simple/index.html`: one link per package (PEP 503), with the
 /// repository version PEP 629 asks for and piwheels' api-version meta.
 pub struct SimpleIndex<W: Write> {

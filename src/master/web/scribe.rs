@@ -237,16 +237,19 @@ impl Scribe {
             let index = dir.join("index.html");
             written.new_package = !index.exists();
             let metadata = self.metadata_hashes(&p);
-            batch.write(&index, &pages::simple_page(&p, &metadata, now))?;
+            let page = pages::simple_page(&p, &metadata, now);
+            batch.write_stamped(&index, &page, pages::simple_page_stamp(&page))?;
             batch.write(&dir.join("index.json"), &pages::simple_json(&p, &metadata))?;
             written.files += 2;
             for abi in &self.abi_views {
                 let view = p.for_abi(abi);
                 let dir = self.root.join(format!("simple-{abi}")).join(package);
                 ensure_dir(&dir)?;
-                batch.write(
+                let page = pages::simple_page(&view, &metadata, now);
+                batch.write_stamped(
                     &dir.join("index.html"),
-                    &pages::simple_page(&view, &metadata, now),
+                    &page,
+                    pages::simple_page_stamp(&page),
                 )?;
                 batch.write(
                     &dir.join("index.json"),
@@ -260,7 +263,11 @@ impl Scribe {
         let html = ProjectPage::new(&self.site, &p, now)
             .with_views(&self.abi_views)
             .render()?;
-        batch.write(&dir.join("index.html"), html.as_bytes())?;
+        batch.write_stamped(
+            &dir.join("index.html"),
+            html.as_bytes(),
+            pages::project_page_stamp(&html),
+        )?;
         let json_dir = dir.join("json");
         ensure_dir(&json_dir)?;
         batch.write(

@@ -12,6 +12,7 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -150,7 +151,20 @@ impl Batch {
     /// site then costs a read per page instead of a write, a sync and a
     /// rename over the old file (which is what made it slow).
     pub fn write(&mut self, target: &Path, contents: &[u8]) -> io::Result<()> {
-        if already_holds(target, contents) {
+        self.write_stamped(target, contents, 0..0)
+    }
+
+    /// [`Batch::write`] for a page whose bytes in `stamp` say when it was
+    /// written ("Page updated ..."): a page that differs from the one on
+    /// disk only there is left alone, so its stamp tells when its content
+    /// last changed.
+    pub fn write_stamped(
+        &mut self,
+        target: &Path,
+        contents: &[u8],
+        stamp: Range<usize>,
+    ) -> io::Result<()> {
+        if already_holds(target, contents, stamp) {
             self.unchanged += 1;
             return Ok(());
         }
@@ -236,10 +250,10 @@ impl Drop for Batch {
 }
 
 /// Whether `target` is a regular file of mode 0644 whose bytes are exactly
-/// `contents`. Anything unexpected (a symlink, another mode, a read error)
-/// answers no, so the page is written as usual.
-fn already_holds(target: &Path, contents: &[u8]) -> bool {
-    use std::io::Read;
+/// `contents`, except perhaps in the byte range `ignore`. Anything
+/// unexpected (a symlink, another mode, a read error) answers no, so the
+/// page is written as usual.
+fn already_holds(target: &Path, contents: &[u8], ignore: Range<usize>) -> bool {
     let Ok(meta) = fs::symlink_metadata(target) else {
         return false;
     };
@@ -249,21 +263,16 @@ fn already_holds(target: &Path, contents: &[u8]) -> bool {
     {
         return false;
     }
-    let Ok(mut f) = File::open(target) else {
+    // Pages are small and this one is already in memory: one more copy
+    // for the comparison is fine.
+    let Ok(old) = fs::read(target) else {
         return false;
     };
-    // Compare in pieces so a big page costs no second copy in memory.
-    let mut buf = [0u8; 8192];
-    let mut rest = contents;
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return rest.is_empty(),
-            Ok(n) if n <= rest.len() && buf[..n] == rest[..n] => rest = &rest[n..],
-            Ok(_) => return false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
+    let end = ignore.end.min(contents.len());
+    let start = ignore.start.min(end);
+    old.len() == contents.len()
+        && old[..start] == contents[..start]
+        && old[end..] == contents[end..]
 }
 
 /// Flushes the file system holding `dir` to stable storage.
@@ -424,6 +433,14 @@ mod tests {
         assert_eq!(b.len(), 1);
         b.commit().unwrap();
         assert!(fs::symlink_metadata(d.join("link")).unwrap().is_file());
+        // Only the stamp differs: left alone; more than the stamp: written.
+        let mut b = Batch::new();
+        b.write_stamped(&target, b"SAME 99999", 5..10).unwrap();
+        assert_eq!((b.len(), b.unchanged()), (0, 1));
+        b.write_stamped(&target, b"SAMX 99999", 5..10).unwrap();
+        assert_eq!((b.len(), b.unchanged()), (1, 1));
+        b.commit().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"SAMX 99999");
     }
 
     #[test]
