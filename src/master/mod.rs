@@ -339,6 +339,7 @@ impl Master {
                 self.stats
                     .on_timer(now, now_utc(), &mut self.db, &mut self.web, &mut status);
             }
+            self.web.checkpoint(&mut self.db);
         }
     }
 
@@ -373,6 +374,8 @@ impl Master {
             let reply = self
                 .slave_driver
                 .handle(request.identity, request.payload, &mut env);
+            // A finished build's page rewrites are saved before its DONE.
+            self.web.checkpoint(&mut self.db);
             if let Some(reply) = reply {
                 if matches!(reply, crate::protocol::SlaveReply::Sleep { paused: false }) {
                     self.architect.starved(Instant::now());

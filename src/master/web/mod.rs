@@ -185,6 +185,8 @@ pub struct Web {
     paused: bool,
     full: Option<FullRewrite>,
     counters: Counters,
+    /// The buffer changed since it was last saved to `rewrites_pending`.
+    dirty: bool,
 }
 
 impl Web {
@@ -197,6 +199,7 @@ impl Web {
             paused: false,
             full: None,
             counters: Counters::default(),
+            dirty: false,
         }
     }
 
@@ -263,6 +266,25 @@ impl Web {
         Ok(())
     }
 
+    /// Saves the buffer to `rewrites_pending` if it changed, so a master
+    /// killed before the buffer's delay ran out still rewrites those pages
+    /// after its restart (call before replying to a peer whose request
+    /// buffered something, and once per loop turn). If the database is
+    /// away, the next call tries again.
+    pub fn checkpoint(&mut self, db: &mut Database) {
+        if !self.dirty {
+            return;
+        }
+        match db.save_rewrites_pending(&self.secretary.pending()) {
+            Ok(()) => self.dirty = false,
+            Err(e) => log::warn!(
+                target: target::THE_SECRETARY,
+                "cannot save {} pending rewrites now: {e}",
+                self.secretary.len()
+            ),
+        }
+    }
+
     /// Stops writing buffered requests (they are still accepted).
     pub fn pause(&mut self) {
         self.paused = true;
@@ -294,6 +316,7 @@ impl Web {
         }
         let due = self.secretary.take_due(now, FLUSH_CHUNK);
         if !due.is_empty() {
+            self.dirty = true;
             if let Err(e) = self.flush(&due, wall, db) {
                 if e.is_unavailable() {
                     log::warn!(target: target::THE_SECRETARY, "cannot write {} pages now ({e}); retrying", due.len());
@@ -472,20 +495,24 @@ impl Web {
                 Err(WebError::BadName(p))
             }
             WebRequest::Project(p) => {
-                self.secretary.add(&p, RewriteCommand::Project, now, wall);
+                self.dirty |= self.secretary.add(&p, RewriteCommand::Project, now, wall);
                 Ok(())
             }
             WebRequest::Both(p) => {
+                // A merge may upgrade Project to Both: save either way.
                 self.secretary.add(&p, RewriteCommand::Both, now, wall);
+                self.dirty = true;
                 Ok(())
             }
             WebRequest::DelPkg(p) => {
+                self.dirty = true;
                 self.secretary.remove(&p);
                 self.scribe.delete_package(db, &p, wall).map(|()| {
                     self.counters.simple_indexes += 1;
                 })
             }
             WebRequest::DelVer(p, v) => {
+                self.dirty = true;
                 self.secretary.remove(&p);
                 self.scribe.delete_version(db, &p, &v, wall).map(|()| {
                     self.counters.projects += 1;
