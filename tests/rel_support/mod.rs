@@ -119,3 +119,39 @@ pub fn vm_rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// SIGKILLs the master and starts it again on the same database, output
+/// path, ports and sockets, with `extra` options; waits for READY. The new
+/// process's stderr is appended to the old one's.
+pub fn kill_and_restart(m: &mut crate::common::MasterProcess, extra: &[&str]) {
+    m.signal(libc::SIGKILL);
+    let _ = m.child.wait();
+    let mut args = crate::common::MasterProcess::args(m.dir.path(), m.slave_port, m.file_port);
+    args.push("--dsn".into());
+    args.push(m.db.user_dsn().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let stderr = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&m.stderr_path)
+        .unwrap();
+    m.child = std::process::Command::new(env!("CARGO_BIN_EXE_piw-master"))
+        .args(&args)
+        .env("PIWHEELS_ALLOW_ROOT", "1")
+        .env("NOTIFY_SOCKET", m.dir.path().join("notify"))
+        .env("HOME", m.dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    m.wait_notify("READY=1", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}; stderr:\n{}", m.stderr()));
+}
+
+/// The serial the master stored.
+pub fn stored_serial(tdb: &TestDb) -> i64 {
+    tdb.admin()
+        .query_one("SELECT pypi_serial FROM configuration", &[])
+        .unwrap()
+        .get(0)
+}
