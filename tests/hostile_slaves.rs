@@ -159,3 +159,29 @@ fn chunks_bigger_than_asked_or_from_strangers_are_ignored_and_a_hijack_cannot_la
     assert_eq!(count(&master.db, "files"), 1);
     assert_eq!(common::transfer_temps(&simple), 0);
 }
+
+#[test]
+fn an_absurd_announced_size_gets_die_and_no_temp_file() {
+    let master = MasterProcess::start_on(seeded_db(&[("foo", "1.0")]), &[]);
+    let simple = master.dir.path().join("www/simple");
+    let slave = SimSlave::connect(&master);
+    assert!(matches!(
+        slave.request(&hello(300, 10_800, "liar")),
+        SlaveReply::Ack { .. }
+    ));
+    assert!(matches!(
+        slave.idle_until_work(&stats(), LONG),
+        SlaveReply::Build { .. }
+    ));
+    // A terabyte "wheel": refused before any temp file is made.
+    let mut w = wheel("foo-1.0-py3-none-any.whl", b"small");
+    w.filesize = 1 << 40;
+    assert_eq!(slave.request(&built(vec![w])), SlaveReply::Die);
+    assert_eq!(common::transfer_temps(&simple), 0);
+    assert_eq!(count(&master.db, "builds"), 0);
+    assert!(
+        master
+            .stderr()
+            .contains("refused file of 1099511627776 bytes")
+    );
+}
