@@ -258,6 +258,7 @@ impl Master {
                 let mut deadline = self.timers.next_deadline();
                 for d in [
                     self.web.next_deadline(),
+                    self.web.checkpoint_deadline(),
                     Some(self.stats.next_deadline()),
                     self.lumberjack.next_deadline(now),
                 ] {
@@ -339,7 +340,7 @@ impl Master {
                 self.stats
                     .on_timer(now, now_utc(), &mut self.db, &mut self.web, &mut status);
             }
-            self.web.checkpoint(&mut self.db);
+            self.web.checkpoint_due(&mut self.db, now);
         }
     }
 
@@ -442,6 +443,8 @@ impl Master {
             let replies = self
                 .mr_chase
                 .handle(request.identity, request.payload, &mut env);
+            // An import's page rewrites are saved before its DONE.
+            self.web.checkpoint(&mut self.db);
             self.send_import_replies(replies);
         }
     }

@@ -62,6 +62,10 @@ pub const DELAY: Duration = Duration::from_secs(60);
 /// The same in dev mode.
 pub const DEV_DELAY: Duration = Duration::from_secs(3);
 
+/// The longest a buffer change not acknowledged to a peer (PyPI's, the
+/// scribe's own) waits before it is saved to `rewrites_pending`.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Wait before retrying writes that failed for want of the database.
 const RETRY: Duration = Duration::from_secs(10);
 
@@ -187,6 +191,10 @@ pub struct Web {
     counters: Counters,
     /// The buffer changed since it was last saved to `rewrites_pending`.
     dirty: bool,
+    /// When [`Web::checkpoint_due`] last saved.
+    last_checkpoint: Option<Instant>,
+    /// The last save failed (logged once).
+    checkpoint_failing: bool,
 }
 
 impl Web {
@@ -200,6 +208,8 @@ impl Web {
             full: None,
             counters: Counters::default(),
             dirty: false,
+            last_checkpoint: None,
+            checkpoint_failing: false,
         }
     }
 
@@ -276,12 +286,34 @@ impl Web {
             return;
         }
         match db.save_rewrites_pending(&self.secretary.pending()) {
-            Ok(()) => self.dirty = false,
-            Err(e) => log::warn!(
-                target: target::THE_SECRETARY,
-                "cannot save {} pending rewrites now: {e}",
-                self.secretary.len()
-            ),
+            Ok(()) => {
+                self.dirty = false;
+                self.checkpoint_failing = false;
+            }
+            // Once per outage, not once a second.
+            Err(e) if !self.checkpoint_failing => {
+                self.checkpoint_failing = true;
+                log::warn!(
+                    target: target::THE_SECRETARY,
+                    "cannot save {} pending rewrites now: {e}; will try again",
+                    self.secretary.len()
+                );
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// [`Web::checkpoint`] at most every [`CHECKPOINT_INTERVAL`] (once per
+    /// loop turn: a PyPI catch-up changes the buffer every turn, and each
+    /// save rewrites all of it).
+    pub fn checkpoint_due(&mut self, db: &mut Database, now: Instant) {
+        if self.dirty
+            && self
+                .last_checkpoint
+                .is_none_or(|t| now.saturating_duration_since(t) >= CHECKPOINT_INTERVAL)
+        {
+            self.last_checkpoint = Some(now);
+            self.checkpoint(db);
         }
     }
 
@@ -305,6 +337,15 @@ impl Web {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// When the loop should call [`Web::checkpoint_due`] (None: the buffer
+    /// is saved). Paused or not.
+    pub fn checkpoint_deadline(&self) -> Option<Instant> {
+        self.dirty.then(|| {
+            self.last_checkpoint
+                .map_or_else(Instant::now, |t| t + CHECKPOINT_INTERVAL)
+        })
     }
 
     /// Writes what is due at `now`: up to [`FLUSH_CHUNK`] buffered packages
