@@ -362,6 +362,7 @@ impl Master {
                     continue;
                 }
             };
+            let changes = self.web.changes();
             let mut status = StatusPub(&self.sockets.status);
             let mut env = Env {
                 db: &mut self.db,
@@ -376,7 +377,9 @@ impl Master {
                 .slave_driver
                 .handle(request.identity, request.payload, &mut env);
             // A finished build's page rewrites are saved before its DONE.
-            self.web.checkpoint(&mut self.db);
+            if self.web.changes() != changes {
+                self.web.checkpoint(&mut self.db);
+            }
             if let Some(reply) = reply {
                 if matches!(reply, crate::protocol::SlaveReply::Sleep { paused: false }) {
                     self.architect.starved(Instant::now());
@@ -430,6 +433,7 @@ impl Master {
                     continue;
                 }
             };
+            let changes = self.web.changes();
             let mut env = mr_chase::Env {
                 db: &mut self.db,
                 files: &mut self.file_juggler,
@@ -444,7 +448,9 @@ impl Master {
                 .mr_chase
                 .handle(request.identity, request.payload, &mut env);
             // An import's page rewrites are saved before its DONE.
-            self.web.checkpoint(&mut self.db);
+            if self.web.changes() != changes {
+                self.web.checkpoint(&mut self.db);
+            }
             self.send_import_replies(replies);
         }
     }

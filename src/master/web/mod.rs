@@ -191,6 +191,8 @@ pub struct Web {
     counters: Counters,
     /// The buffer changed since it was last saved to `rewrites_pending`.
     dirty: bool,
+    /// Requests that changed the buffer, ever (see [`Web::changes`]).
+    changes: u64,
     /// When [`Web::checkpoint_due`] last saved.
     last_checkpoint: Option<Instant>,
     /// The last save failed (logged once).
@@ -208,6 +210,7 @@ impl Web {
             full: None,
             counters: Counters::default(),
             dirty: false,
+            changes: 0,
             last_checkpoint: None,
             checkpoint_failing: false,
         }
@@ -301,6 +304,17 @@ impl Web {
             }
             Err(_) => {}
         }
+    }
+
+    /// How many requests changed the buffer so far: the loop saves before
+    /// replying to a peer whose request changed it.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    fn mark_changed(&mut self) {
+        self.dirty = true;
+        self.changes += 1;
     }
 
     /// [`Web::checkpoint`] at most every [`CHECKPOINT_INTERVAL`] (once per
@@ -536,24 +550,26 @@ impl Web {
                 Err(WebError::BadName(p))
             }
             WebRequest::Project(p) => {
-                self.dirty |= self.secretary.add(&p, RewriteCommand::Project, now, wall);
+                if self.secretary.add(&p, RewriteCommand::Project, now, wall) {
+                    self.mark_changed();
+                }
                 Ok(())
             }
             WebRequest::Both(p) => {
                 // A merge may upgrade Project to Both: save either way.
                 self.secretary.add(&p, RewriteCommand::Both, now, wall);
-                self.dirty = true;
+                self.mark_changed();
                 Ok(())
             }
             WebRequest::DelPkg(p) => {
-                self.dirty = true;
+                self.mark_changed();
                 self.secretary.remove(&p);
                 self.scribe.delete_package(db, &p, wall).map(|()| {
                     self.counters.simple_indexes += 1;
                 })
             }
             WebRequest::DelVer(p, v) => {
-                self.dirty = true;
+                self.mark_changed();
                 self.secretary.remove(&p);
                 self.scribe.delete_version(db, &p, &v, wall).map(|()| {
                     self.counters.projects += 1;
