@@ -210,6 +210,8 @@ pub struct TestDb {
     username: String,
     admin_dsn: String,
     user_dsn: String,
+    /// The admin DSN of a cluster other than `PIW_TEST_DSN`'s.
+    cluster: Option<String>,
 }
 
 impl TestDb {
@@ -229,12 +231,26 @@ impl TestDb {
         TestDb::start(Start::Empty)
     }
 
+    /// A database made by our initdb on another cluster (a private server
+    /// a test starts, restarts and stops), reached as the superuser of
+    /// `admin_dsn`.
+    pub fn on_cluster(admin_dsn: &str) -> TestDb {
+        let base = crate::db::dsn::parse(admin_dsn).expect("not a valid DSN");
+        let admin = base
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to {admin_dsn}: {e}"));
+        TestDb::create(base, admin, Start::Initdb, Some(admin_dsn.to_string()))
+    }
+
     /// A database started as `how`.
     pub fn start(how: Start) -> TestDb {
-        let base = admin_config();
-        let template = (how == Start::Template).then(template);
         let mut admin = connect_admin(None);
         collect_garbage(&mut admin);
+        TestDb::create(admin_config(), admin, how, None)
+    }
+
+    fn create(base: Config, mut admin: Client, how: Start, cluster: Option<String>) -> TestDb {
+        let template = (how == Start::Template).then(template);
         let dbname = unique_name("");
         let username = format!("{dbname}_u");
         let password = format!("pw{}", unique_name("").trim_start_matches(PREFIX));
@@ -243,6 +259,7 @@ impl TestDb {
             user_dsn: user_dsn_for(&base, &dbname, &username, &password),
             dbname,
             username,
+            cluster,
         };
         admin
             .batch_execute(&format!(
@@ -331,7 +348,11 @@ impl Default for TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Ok(mut admin) = admin_config().connect(NoTls) else {
+        let config = match &self.cluster {
+            Some(dsn) => crate::db::dsn::parse(dsn).unwrap_or_else(|_| admin_config()),
+            None => admin_config(),
+        };
+        let Ok(mut admin) = config.connect(NoTls) else {
             return;
         };
         drop_database(&mut admin, &self.dbname);

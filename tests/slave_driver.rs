@@ -13,7 +13,7 @@ use common::TempDir;
 use piwheels::db::Database;
 use piwheels::master::file_juggler::{FileJuggler, hex};
 use piwheels::master::slave_driver::queue::AbiQueue;
-use piwheels::master::slave_driver::{Env, SlaveControl, SlaveDriver};
+use piwheels::master::slave_driver::{Env, MAX_SLAVES, SlaveControl, SlaveDriver};
 use piwheels::master::tasks::{SkipQueue, Stat, WebRequest};
 use piwheels::protocol::file::MasterFrame;
 use piwheels::protocol::{
@@ -543,4 +543,30 @@ fn bye_forgets_the_slave() {
     assert_eq!(r.send(b"s1", &idle()), None);
     // A new HELLO gets a new id.
     assert_eq!(r.send(b"s1", &hello(300)), ack(2));
+}
+
+#[test]
+fn a_hello_flood_from_many_sockets_is_capped() {
+    let mut r = Rig::new();
+    for i in 0..MAX_SLAVES {
+        let id = format!("peer-{i}");
+        assert!(matches!(
+            r.send(id.as_bytes(), &hello(300)),
+            Some(SlaveReply::Ack { .. })
+        ));
+    }
+    assert_eq!(r.driver.slaves().count(), MAX_SLAVES);
+    // One more new socket: ignored, and the map does not grow.
+    assert_eq!(r.send(b"one-too-many", &hello(300)), None);
+    assert_eq!(r.driver.slaves().count(), MAX_SLAVES);
+    // Known slaves are still served; one leaving makes room.
+    assert!(matches!(
+        r.send(b"peer-0", &idle()),
+        Some(SlaveReply::Sleep { .. })
+    ));
+    assert_eq!(r.send(b"peer-1", &SlaveRequest::Bye), None);
+    assert!(matches!(
+        r.send(b"one-too-many", &hello(300)),
+        Some(SlaveReply::Ack { .. })
+    ));
 }

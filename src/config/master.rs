@@ -97,6 +97,15 @@ const MASTER_OPTS: &[Opt] = &[
     ),
     Opt::value(
         None,
+        "--disk-low-water",
+        "MIB",
+        Some("1024"),
+        "Pause handing out builds when the output path has this many MiB free or \
+         fewer, or when a wheel does not fit; resume when twice as much is free \
+         again (piwheels pauses at 1 GiB and waits for a monitor's WAKE)",
+    ),
+    Opt::value(
+        None,
         "--web-base-url",
         "URL",
         None,
@@ -301,6 +310,8 @@ pub struct MasterConfig {
     pub allow_list: Option<PathBuf>,
     /// `--newest-releases`.
     pub newest_releases: Option<usize>,
+    /// `--disk-low-water`, in bytes.
+    pub disk_low_water: u64,
     /// `--web-base-url`; `None`: `http://<host name>/`.
     pub web_base_url: Option<String>,
     pub web_title: String,
@@ -345,6 +356,15 @@ impl MasterConfig {
                 }
             },
         };
+        let disk_low_water = match s.value("disk-low-water").parse::<u64>() {
+            Ok(mib) if mib <= u64::MAX >> 21 => mib << 20,
+            _ => {
+                return Err(bad(
+                    "disk-low-water",
+                    &format!("{:?} is not a number of MiB", s.value("disk-low-water")),
+                ));
+            }
+        };
         if newest_releases.is_some() && s.get("allow-list").is_none() {
             return Err(bad("newest-releases", "only applies with --allow-list"));
         }
@@ -388,6 +408,7 @@ impl MasterConfig {
                 .filter(|v| !v.is_empty())
                 .map(expand_user),
             newest_releases,
+            disk_low_water,
             web_base_url: s
                 .get("web-base-url")
                 .filter(|v| !v.is_empty())
@@ -430,6 +451,7 @@ impl MasterConfig {
             pypi_json: defaults::PYPI_JSON.to_string(),
             allow_list: None,
             newest_releases: None,
+            disk_low_water: 1 << 30,
             web_base_url: None,
             web_title: "piwheels".to_string(),
             web_issues_url: String::new(),

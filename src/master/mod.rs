@@ -19,6 +19,7 @@
 
 pub mod big_brother;
 pub mod cloud_gazer;
+pub mod disk_guard;
 pub mod file_juggler;
 pub mod lumberjack;
 pub mod mr_chase;
@@ -43,6 +44,7 @@ use crate::signals::{Signal, SignalFd};
 use crate::systemd::Notifier;
 use big_brother::BigBrother;
 use cloud_gazer::{CloudGazer, CloudGazerConfig};
+use disk_guard::{DiskAction, DiskGuard};
 use file_juggler::FileJuggler;
 use lumberjack::Lumberjack;
 use mr_chase::MrChase;
@@ -64,9 +66,6 @@ const MAX_POLL: Duration = Duration::from_secs(60);
 /// How often free space on the output path is checked (piwheels checks on
 /// every 5 s main-loop cycle).
 const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(5);
-
-/// At or below this much free space the master pauses itself, once.
-const DISK_LOW_WATER: u64 = 1 << 30;
 
 /// A fatal error: the master logs it and exits with status 1.
 #[derive(Debug)]
@@ -124,9 +123,10 @@ pub struct Master {
     hello: MasterHello,
     /// The whole master is paused (control `SLEEP null`, or the disk guard).
     paused: bool,
-    /// The disk guard fires once per run, as in piwheels; a WAKE from a
-    /// monitor resumes.
-    disk_guard_fired: bool,
+    /// A monitor's `SLEEP null` holds the pause (until its WAKE).
+    monitor_paused: bool,
+    /// Pauses on a full output disk and resumes when space is back.
+    disk_guard: DiskGuard,
 }
 
 impl Master {
@@ -207,6 +207,7 @@ impl Master {
             lumberjack::REPORT_INTERVAL,
             now + lumberjack::REPORT_INTERVAL,
         );
+        let disk_guard = DiskGuard::new(config.disk_low_water);
         Ok(Master {
             config,
             sockets,
@@ -225,7 +226,8 @@ impl Master {
             stats,
             hello,
             paused: false,
-            disk_guard_fired: false,
+            monitor_paused: false,
+            disk_guard,
         })
     }
 
@@ -256,6 +258,7 @@ impl Master {
                 let mut deadline = self.timers.next_deadline();
                 for d in [
                     self.web.next_deadline(),
+                    self.web.checkpoint_deadline(),
                     Some(self.stats.next_deadline()),
                     self.lumberjack.next_deadline(now),
                 ] {
@@ -337,6 +340,7 @@ impl Master {
                 self.stats
                     .on_timer(now, now_utc(), &mut self.db, &mut self.web, &mut status);
             }
+            self.web.checkpoint_due(&mut self.db, now);
         }
     }
 
@@ -358,6 +362,7 @@ impl Master {
                     continue;
                 }
             };
+            let changes = self.web.changes();
             let mut status = StatusPub(&self.sockets.status);
             let mut env = Env {
                 db: &mut self.db,
@@ -371,6 +376,10 @@ impl Master {
             let reply = self
                 .slave_driver
                 .handle(request.identity, request.payload, &mut env);
+            // A finished build's page rewrites are saved before its DONE.
+            if self.web.changes() != changes {
+                self.web.checkpoint(&mut self.db);
+            }
             if let Some(reply) = reply {
                 if matches!(reply, crate::protocol::SlaveReply::Sleep { paused: false }) {
                     self.architect.starved(Instant::now());
@@ -424,6 +433,7 @@ impl Master {
                     continue;
                 }
             };
+            let changes = self.web.changes();
             let mut env = mr_chase::Env {
                 db: &mut self.db,
                 files: &mut self.file_juggler,
@@ -437,6 +447,10 @@ impl Master {
             let replies = self
                 .mr_chase
                 .handle(request.identity, request.payload, &mut env);
+            // An import's page rewrites are saved before its DONE.
+            if self.web.changes() != changes {
+                self.web.checkpoint(&mut self.db);
+            }
             self.send_import_replies(replies);
         }
     }
@@ -532,7 +546,14 @@ impl Master {
     fn on_alerts(&mut self) {
         for alert in self.slave_driver.take_alerts() {
             match alert {
-                Alert::Storage(why) => self.pause(&format!("cannot store files: {why}")),
+                Alert::Storage(why) => {
+                    // Without a reading, wait for a low-water mark more than none.
+                    let free = crate::info::disk_usage(&self.config.output_path)
+                        .map(|(_, free)| free)
+                        .unwrap_or(0);
+                    let action = self.disk_guard.on_full(free, &why);
+                    self.on_disk_action(action);
+                }
             }
         }
     }
@@ -598,10 +619,14 @@ impl Master {
                 return None;
             }
             ControlMessage::Sleep(None) => {
+                self.monitor_paused = true;
                 self.pause("SLEEP from a monitor");
                 return None;
             }
             ControlMessage::Wake(None) => {
+                // The operator's word overrides the disk guard too.
+                self.monitor_paused = false;
+                self.disk_guard.wake();
                 self.resume();
                 self.slave_driver.control(SlaveControl::Wake, None);
                 return None;
@@ -689,29 +714,37 @@ impl Master {
         }
     }
 
-    /// piwheels 0.23 pauses everything, once, when the output path is nearly
-    /// full; a monitor's WAKE resumes.
+    /// Reads the free space of the output path for the disk guard
+    /// (piwheels 0.23 only pauses, once; we also resume).
     fn check_disk(&mut self) {
-        if self.disk_guard_fired {
-            return;
-        }
         match crate::info::disk_usage(&self.config.output_path) {
-            Ok((_, free)) if free <= DISK_LOW_WATER => {
-                self.disk_guard_fired = true;
-                let why = format!(
-                    "only {} MiB free on {}",
-                    free >> 20,
-                    self.config.output_path.display()
-                );
-                log::error!(target: target::MASTER, "disk space low: {why}; pausing until a monitor sends WAKE");
-                self.pause(&why);
+            Ok((_, free)) => {
+                let action = self.disk_guard.on_reading(free);
+                self.on_disk_action(action);
             }
-            Ok(_) => {}
             Err(e) => log::debug!(
                 target: target::MASTER,
                 "cannot check free space on {}: {e}",
                 self.config.output_path.display()
             ),
+        }
+    }
+
+    fn on_disk_action(&mut self, action: Option<DiskAction>) {
+        match action {
+            Some(DiskAction::Pause(why)) => {
+                log::error!(target: target::MASTER, "{why} ({})", self.config.output_path.display());
+                self.pause(&why);
+            }
+            Some(DiskAction::Resume(why)) if !self.monitor_paused => {
+                log::warn!(target: target::MASTER, "{why} ({})", self.config.output_path.display());
+                self.resume();
+            }
+            Some(DiskAction::Resume(why)) => log::warn!(
+                target: target::MASTER,
+                "{why}, but a monitor's SLEEP still holds the pause"
+            ),
+            None => {}
         }
     }
 

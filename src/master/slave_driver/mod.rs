@@ -51,6 +51,12 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// Builds waiting for the database to come back are kept up to this many.
 const MAX_UNLOGGED: usize = 1000;
 
+/// Slaves known at once. Each HELLO from a new socket adds one, kept for
+/// the busy timeout the peer itself chose, so without a cap a HELLO flood
+/// from many sockets would grow the master without bound. Far above any
+/// real farm (piwheels runs tens of slaves).
+pub const MAX_SLAVES: usize = 10_000;
+
 /// What the slave driver borrows from the rest of the master to handle one
 /// event.
 pub struct Env<'a> {
@@ -89,6 +95,8 @@ pub struct SlaveDriver {
     paused: bool,
     unlogged: Vec<Unlogged>,
     alerts: Vec<Alert>,
+    /// HELLOs refused because of [`MAX_SLAVES`] (logged sparingly).
+    refused: u64,
 }
 
 impl SlaveDriver {
@@ -103,6 +111,7 @@ impl SlaveDriver {
             paused: false,
             unlogged: Vec::new(),
             alerts: Vec::new(),
+            refused: 0,
         }
     }
 
@@ -151,6 +160,19 @@ impl SlaveDriver {
         };
         if !self.slaves.contains_key(identity) {
             match request {
+                SlaveRequest::Hello(_) if self.slaves.len() >= MAX_SLAVES => {
+                    // Silence, as for a stranger: an honest slave retries.
+                    if self.refused % 1000 == 0 {
+                        log::error!(
+                            target: target::SLAVE_DRIVER,
+                            "{MAX_SLAVES} slaves already known: ignoring HELLO from a new one \
+                             ({} ignored so far)",
+                            self.refused + 1
+                        );
+                    }
+                    self.refused += 1;
+                    return None;
+                }
                 SlaveRequest::Hello(hello) => {
                     let id = self.next_id;
                     self.next_id += 1;

@@ -62,6 +62,10 @@ pub const DELAY: Duration = Duration::from_secs(60);
 /// The same in dev mode.
 pub const DEV_DELAY: Duration = Duration::from_secs(3);
 
+/// The longest a buffer change not acknowledged to a peer (PyPI's, the
+/// scribe's own) waits before it is saved to `rewrites_pending`.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Wait before retrying writes that failed for want of the database.
 const RETRY: Duration = Duration::from_secs(10);
 
@@ -185,6 +189,14 @@ pub struct Web {
     paused: bool,
     full: Option<FullRewrite>,
     counters: Counters,
+    /// The buffer changed since it was last saved to `rewrites_pending`.
+    dirty: bool,
+    /// Requests that changed the buffer, ever (see [`Web::changes`]).
+    changes: u64,
+    /// When [`Web::checkpoint_due`] last saved.
+    last_checkpoint: Option<Instant>,
+    /// The last save failed (logged once).
+    checkpoint_failing: bool,
 }
 
 impl Web {
@@ -197,6 +209,10 @@ impl Web {
             paused: false,
             full: None,
             counters: Counters::default(),
+            dirty: false,
+            changes: 0,
+            last_checkpoint: None,
+            checkpoint_failing: false,
         }
     }
 
@@ -263,6 +279,58 @@ impl Web {
         Ok(())
     }
 
+    /// Saves the buffer to `rewrites_pending` if it changed, so a master
+    /// killed before the buffer's delay ran out still rewrites those pages
+    /// after its restart (call before replying to a peer whose request
+    /// buffered something, and once per loop turn). If the database is
+    /// away, the next call tries again.
+    pub fn checkpoint(&mut self, db: &mut Database) {
+        if !self.dirty {
+            return;
+        }
+        match db.save_rewrites_pending(&self.secretary.pending()) {
+            Ok(()) => {
+                self.dirty = false;
+                self.checkpoint_failing = false;
+            }
+            // Once per outage, not once a second.
+            Err(e) if !self.checkpoint_failing => {
+                self.checkpoint_failing = true;
+                log::warn!(
+                    target: target::THE_SECRETARY,
+                    "cannot save {} pending rewrites now: {e}; will try again",
+                    self.secretary.len()
+                );
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// How many requests changed the buffer so far: the loop saves before
+    /// replying to a peer whose request changed it.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    fn mark_changed(&mut self) {
+        self.dirty = true;
+        self.changes += 1;
+    }
+
+    /// [`Web::checkpoint`] at most every [`CHECKPOINT_INTERVAL`] (once per
+    /// loop turn: a PyPI catch-up changes the buffer every turn, and each
+    /// save rewrites all of it).
+    pub fn checkpoint_due(&mut self, db: &mut Database, now: Instant) {
+        if self.dirty
+            && self
+                .last_checkpoint
+                .is_none_or(|t| now.saturating_duration_since(t) >= CHECKPOINT_INTERVAL)
+        {
+            self.last_checkpoint = Some(now);
+            self.checkpoint(db);
+        }
+    }
+
     /// Stops writing buffered requests (they are still accepted).
     pub fn pause(&mut self) {
         self.paused = true;
@@ -285,6 +353,15 @@ impl Web {
         }
     }
 
+    /// When the loop should call [`Web::checkpoint_due`] (None: the buffer
+    /// is saved). Paused or not.
+    pub fn checkpoint_deadline(&self) -> Option<Instant> {
+        self.dirty.then(|| {
+            self.last_checkpoint
+                .map_or_else(Instant::now, |t| t + CHECKPOINT_INTERVAL)
+        })
+    }
+
     /// Writes what is due at `now`: up to [`FLUSH_CHUNK`] buffered packages
     /// (one database read, one durable batch), else the next chunk of a
     /// full rewrite. `wall` is `now` in UTC, for the pages' timestamps.
@@ -294,6 +371,7 @@ impl Web {
         }
         let due = self.secretary.take_due(now, FLUSH_CHUNK);
         if !due.is_empty() {
+            self.dirty = true;
             if let Err(e) = self.flush(&due, wall, db) {
                 if e.is_unavailable() {
                     log::warn!(target: target::THE_SECRETARY, "cannot write {} pages now ({e}); retrying", due.len());
@@ -472,20 +550,26 @@ impl Web {
                 Err(WebError::BadName(p))
             }
             WebRequest::Project(p) => {
-                self.secretary.add(&p, RewriteCommand::Project, now, wall);
+                if self.secretary.add(&p, RewriteCommand::Project, now, wall) {
+                    self.mark_changed();
+                }
                 Ok(())
             }
             WebRequest::Both(p) => {
+                // A merge may upgrade Project to Both: save either way.
                 self.secretary.add(&p, RewriteCommand::Both, now, wall);
+                self.mark_changed();
                 Ok(())
             }
             WebRequest::DelPkg(p) => {
+                self.mark_changed();
                 self.secretary.remove(&p);
                 self.scribe.delete_package(db, &p, wall).map(|()| {
                     self.counters.simple_indexes += 1;
                 })
             }
             WebRequest::DelVer(p, v) => {
+                self.mark_changed();
                 self.secretary.remove(&p);
                 self.scribe.delete_version(db, &p, &v, wall).map(|()| {
                     self.counters.projects += 1;
