@@ -42,11 +42,7 @@ const OPTS: &[Opt] = &[
 
 const PROGRAM: Program = Program {
     name: "piw-initdb",
-    description: "The piw-initdb script is used to initialize or upgrade a piwheels master \
-                  database. The target PostgreSQL database must already exist, and the DSN \
-                  should connect as a cluster superuser (e.g. the postgres user), in contrast \
-                  to the piw-master script which should *not* use the cluster superuser. The \
-                  script will prompt before making any changes.",
+    description: "Creates the piwheels tables, view and functions in an existing, empty PostgreSQL database, or upgrades an older piwheels schema one version at a time. Connect as a cluster superuser (the master itself must not); the ordinary user the master will connect as gets only the rights it needs. Asks before changing anything",
     opts: OPTS,
     epilog: "",
 };

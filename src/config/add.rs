@@ -77,8 +77,7 @@ const ADD_OPTS: &[Opt] = &[
 /// piw-add's option table, for the parser and `--help`.
 pub const PROGRAM: Program = Program {
     name: "piw-add",
-    description: "The piw-add script is used to manually add new packages and versions to the \
-system. This script must be run on the same node as the piw-master script.",
+    description: "Adds a package, or a version of a package, to the master's database by hand (for example one PyPI does not list), or changes what is recorded about it: its description, aliases, whether it is skipped, yanked or binary-only. Talks to the master's import queue, so it runs on the master's host.",
     opts: ADD_OPTS,
     epilog: "positional arguments:
   package               The name of the package to add

@@ -127,10 +127,7 @@ const IMPORT_OPTS: &[Opt] = &[
 /// piw-import's option table, for the parser and `--help`.
 pub const PROGRAM: Program = Program {
     name: "piw-import",
-    description: "The piw-import script is used to inject the specified file(s) manually into \
-the piwheels database and file-system. This script must be run on the same node as the \
-piw-master script. If multiple files are specified, they are registered as produced by a \
-*single* build.",
+    description: "Imports wheels built elsewhere into the master's database and web site, as if a build slave had built them: the files are checked, sent over the master's file queue and recorded as one build. Talks to the master's import queue, so it runs on the master's host.",
     opts: IMPORT_OPTS,
     epilog: "positional arguments:
   files                 The wheel(s) to inject into piwheels; several files are treated as

@@ -38,9 +38,7 @@ const LOGGER_OPTS: &[Opt] = &[
 /// piw-logger's option table, for the parser and `--help`.
 pub const PROGRAM: Program = Program {
     name: "piw-logger",
-    description: "The piw-logger script is intended for use as an Apache \"piped log script\" \
-but can also be used to feed pre-existing Apache logs to the master by feeding logs to the \
-script's stdin. This script must be run on the same node as the piw-master script.",
+    description: "Reads web server access logs in Apache's formats (from files, or from standard input as a piped log program) and sends every download, search, project page and JSON hit to the master, which records them for the statistics. Runs on the master's host.",
     opts: LOGGER_OPTS,
     epilog: "positional arguments:
   files                 The log file(s) to load into the master; if omitted or - then

@@ -235,12 +235,7 @@ const MASTER_OPTS: &[Opt] = &[
 /// The `piw-master` program description.
 pub const PROGRAM: Program = Program {
     name: "piw-master",
-    description: "The piw-master script is intended to be run on the database and file-server \
-machine. It is recommended you do not run piw-slave on the same machine as the \
-piw-master script. The database specified in the configuration must exist and \
-have been configured with the piw-initdb script. It is recommended you run \
-piw-master as an ordinary unprivileged user, although obviously it will need \
-write access to the output directory.",
+    description: "Runs the piwheels master: follows PyPI, hands build jobs to the slaves, receives their wheels, records everything in the database and writes the web site pip installs from. Run it on the database and file server, as an ordinary user who can write the output path, against a database set up with piw-initdb; keep build slaves on other machines.",
     opts: MASTER_OPTS,
     epilog: "Every long option can also be set in /etc/piwheels.conf, \
 /usr/local/etc/piwheels.conf, ~/.config/piwheels/piwheels.conf or the file given \

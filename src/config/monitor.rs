@@ -40,11 +40,7 @@ const MONITOR_OPTS: &[Opt] = &[
 /// piw-monitor's option table, for the parser and `--help`.
 pub const PROGRAM: Program = Program {
     name: "piw-monitor",
-    description: "The piw-monitor application is used to monitor (and optionally control) the \
-piw-master script. Upon startup it will request the status of all build slaves currently \
-known to the master, and will then continually update its display as the slaves progress \
-through builds. Keys allow the administrator to pause or resume the master, and to put to \
-sleep, wake, skip the build of or kill a selected build slave.",
+    description: "Shows the master's statistics and every build slave live, from the master's status queue, and sends the master control commands: pause and resume it, or sleep, wake, skip the build of or kill a slave.",
     opts: MONITOR_OPTS,
     epilog: "keys: Up/Down (or j/k) select a slave, p pause the master, r resume it, \
 s sleep the selected slave, w wake it, x skip its build, K kill it, T terminate the master \

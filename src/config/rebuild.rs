@@ -17,9 +17,7 @@ const REBUILD_OPTS: &[Opt] = &[YES, IMPORT_QUEUE, DEBUG, REPLY_TIMEOUT_OPT];
 /// piw-rebuild's option table, for the parser and `--help`.
 pub const PROGRAM: Program = Program {
     name: "piw-rebuild",
-    description: "The piw-rebuild script is used to inject rebuild requests for various web \
-pages into the piwheels system. This script must be run on the same node as the piw-master \
-script.",
+    description: "Asks the master to write web pages again: the home page, the search index, or one or every project's pages and simple index. Talks to the master's import queue, so it runs on the master's host.",
     opts: REBUILD_OPTS,
     epilog: "positional arguments:
   part                  The part of the website to rebuild: 'home' (the home page),

@@ -37,8 +37,7 @@ const REMOVE_OPTS: &[Opt] = &[
 /// piw-remove's option table, for the parser and `--help`.
 pub const PROGRAM: Program = Program {
     name: "piw-remove",
-    description: "The piw-remove script is used to manually remove built packages from the \
-system. This script must be run on the same node as the piw-master script.",
+    description: "Removes a version or a whole package from the master's database and web site, its wheels and pages included, or marks a version yanked; it can also stop the package or version from being built again. Talks to the master's import queue, so it runs on the master's host.",
     opts: REMOVE_OPTS,
     epilog: "positional arguments:
   package               The name of the package to remove

@@ -99,11 +99,7 @@ const SLAVE_OPTS: &[Opt] = &[
 /// The `piw-slave` program description.
 pub const PROGRAM: Program = Program {
     name: "piw-slave",
-    description: "The piw-slave script is intended to be run on a standalone machine to build \
-packages on behalf of the piw-master script. It is intended to be run as an unprivileged \
-user with a clean home-directory. Any build dependencies you wish to use must already be \
-installed. The script will run until it is explicitly terminated, either by Ctrl+C, \
-SIGTERM, or by the remote piw-master script.",
+    description: "Runs a build slave: it asks the master for a package version to build, builds its wheel with pip, and sends the result and the files back. Run it on its own machine (a Raspberry Pi, usually), as an ordinary user; it needs network access to the master and to PyPI.",
     opts: SLAVE_OPTS,
     epilog: "Every long option can also be set in /etc/piwheels.conf, \
 /usr/local/etc/piwheels.conf, ~/.config/piwheels/piwheels.conf or the file given with -c, \
