@@ -18,6 +18,7 @@ mod file;
 pub mod logger;
 pub mod master;
 pub mod monitor;
+pub mod sample;
 pub mod slave;
 
 use std::collections::HashMap;
