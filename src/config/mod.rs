@@ -22,6 +22,7 @@ pub mod master;
 pub mod monitor;
 pub mod rebuild;
 pub mod remove;
+pub mod sample;
 pub mod slave;
 
 use std::collections::HashMap;

@@ -1,8 +1,9 @@
-//! A fake PyPI for the local demo (and for trying a slave by hand).
+//! A fake PyPI for the local demo (`scripts/demo`) and for trying a slave
+//! by hand. Test support: not shipped in the Debian packages.
 //!
 //! ```text
-//! cargo run --example fake-pypi -- [--port N] [--packages SPEC ...] [--events N]
-//!                                  [--tls-cert FILE --tls-key FILE] [--in-tree-sdists]
+//! piw-fake-pypi [--port N] [--packages SPEC ...] [--events N]
+//!               [--tls-cert FILE --tls-key FILE] [--in-tree-sdists]
 //! ```
 //!
 //! * `--port N`: listen on 127.0.0.1:N (default: any free port; printed).
@@ -72,9 +73,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = pico_args::Arguments::from_env();
     if args.contains(["-h", "--help"]) {
         println!(
-            "usage: fake-pypi [--port N] [--packages SPEC ...] [--events N] \
+            "usage: piw-fake-pypi [--port N] [--packages SPEC ...] [--events N] \
              [--tls-cert FILE --tls-key FILE] [--in-tree-sdists]\n  SPEC is name or name==version"
         );
+        return Ok(());
+    }
+    if args.contains("--version") {
+        println!("{}", piwheels::VERSION);
         return Ok(());
     }
     let in_tree = args.contains("--in-tree-sdists");
@@ -88,6 +93,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .into_iter()
             .map(|s| s.to_string_lossy().into_owned()),
     );
+    if let Some(bad) = specs.iter().find(|s| s.starts_with('-')) {
+        return Err(format!("unknown option {bad}; try --help").into());
+    }
     let specs: Vec<String> = specs
         .iter()
         .flat_map(|s| s.split(','))
