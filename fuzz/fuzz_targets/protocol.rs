@@ -52,11 +52,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let pick = pick as usize % (PROTOCOLS.len() * 2);
     let proto = PROTOCOLS[pick / 2];
-    let dir = if pick % 2 == 0 {
-        Direction::ToMaster
-    } else {
-        Direction::FromMaster
-    };
+    let dir = [Direction::ToMaster, Direction::FromMaster][pick % 2];
     match proto.decode(dir, payload) {
         Ok(msg) => {
             let bytes = proto
