@@ -19,13 +19,39 @@ use sha2::{Digest, Sha256};
 /// Largest file the juggler is asked to expect (files are sparse anyway).
 const MAX_SIZE: u64 = 4 * CHUNK_SIZE + 7;
 
+/// Wheel names the juggler accepts (an arbitrary string almost never is
+/// one, and then nothing past EXPECT would run).
+const NAMES: &[&str] = &[
+    "foo-1.0-cp311-cp311-linux_armv7l.whl",
+    "foo-1.0-py3-none-any.whl",
+    "Foo_Bar-2.0-1-cp39-abi3-linux_aarch64.whl",
+];
+
+/// Package directories for VERIFY, good and hostile.
+const PACKAGES: &[&str] = &["foo", "foo-bar", ".", "..", "../out", "simple", ""];
+
+#[derive(Debug, Arbitrary)]
+enum Name {
+    Known(u8),
+    Any(String),
+}
+
+impl Name {
+    fn get<'a>(&'a self, known: &[&'static str]) -> &'a str {
+        match self {
+            Name::Known(i) => known[*i as usize % known.len()],
+            Name::Any(s) => s,
+        }
+    }
+}
+
 #[derive(Debug, Arbitrary)]
 enum Op {
     /// EXPECT a file; `honest` makes the hash match `content` so VERIFY
     /// can succeed and a file really lands in the output.
     Expect {
         slave: u8,
-        filename: String,
+        filename: Name,
         size: u32,
         content: Vec<u8>,
         honest: bool,
@@ -48,7 +74,7 @@ enum Op {
     },
     Verify {
         slave: u8,
-        package: String,
+        package: Name,
     },
     Abandon {
         slave: u8,
@@ -221,7 +247,10 @@ fuzz_target!(|input: Input| {
                     (u64::from(*size) % MAX_SIZE, "0".repeat(64))
                 };
                 if fj
-                    .expect(u64::from(slave), &file_state(filename, size, hash))
+                    .expect(
+                        u64::from(slave),
+                        &file_state(filename.get(NAMES), size, hash),
+                    )
                     .is_ok()
                 {
                     expects += 1;
@@ -260,7 +289,7 @@ fuzz_target!(|input: Input| {
                 )
             }
             Op::Verify { slave, package } => {
-                let _ = fj.verify(u64::from(slave % 4), package);
+                let _ = fj.verify(u64::from(slave % 4), package.get(PACKAGES));
                 continue;
             }
             Op::Abandon { slave } => {
