@@ -421,7 +421,10 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         .and_then(|s| s.strip_suffix(']'))
         .ok_or_else(bad)?;
     let b = inner.as_bytes();
+    // ASCII only: the fields below are sliced by byte offset, which would
+    // panic inside a multi-byte character (found by the logger fuzz target).
     if b.len() != 26
+        || !inner.is_ascii()
         || b[2] != b'/'
         || b[6] != b'/'
         || b[11] != b':'
@@ -578,6 +581,18 @@ mod tests {
         let line = r#"1.2.3.4 - - [31/Dec/2019:22:30:00 -0230] "GET / HTTP/1.1" 200 6153 "-" "x""#;
         let e = combined().parse(line).unwrap();
         assert_eq!(e.time, Utc.with_ymd_and_hms(2020, 1, 1, 1, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn non_ascii_time_is_a_bad_line() {
+        // 26 bytes between the brackets, one multi-byte character inside a
+        // field: an error, not a panic.
+        let line =
+            "1.2.3.4 - - [28/Nov/2020:08:00:00 +0\u{fffd}] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"";
+        assert!(combined().parse(line).is_err());
+        let line =
+            "1.2.3.4 - - [28/N\u{e9}/2020:08:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"";
+        assert!(combined().parse(line).is_err());
     }
 
     #[test]
