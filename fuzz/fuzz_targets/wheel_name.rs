@@ -20,7 +20,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(s.len() <= 255);
             let mut parts = vec![w.package.as_str(), w.version.as_str()];
             parts.extend(w.build.as_deref());
-            let abi = if w.abi_tag == "none" && s.contains("-noabi-") {
+            // piwheels reads an ABI field of "noabi" as "none"; look at the
+            // ABI field itself, not anywhere in the name (a version may
+            // contain "-noabi-" too: found by this target).
+            let abi_field = s
+                .strip_suffix(".whl")
+                .and_then(|stem| stem.rsplitn(3, '-').nth(1));
+            let abi = if w.abi_tag == "none" && abi_field == Some("noabi") {
                 "noabi"
             } else {
                 w.abi_tag.as_str()
