@@ -327,13 +327,12 @@ fuzz_target!(|input: Input| {
     );
     let mut files = 0;
     check_tree(&out, &out, &mut files);
-    // Dropping the juggler removes its temp files. (Other names may start
-    // with a dot: VERIFY makes the directory of whatever package it is
-    // given, such as ".x", inside the output.)
+    // Dropping the juggler removes its temp files, and VERIFY refuses
+    // package directories with a leading dot: nothing hidden is left.
     let simple = out.join("simple");
     for e in std::fs::read_dir(&simple).expect("simple").flatten() {
         assert!(
-            !e.file_name().to_string_lossy().starts_with(".piw-incoming-"),
+            !e.file_name().to_string_lossy().starts_with('.'),
             "left {:?} behind",
             e.file_name()
         );

@@ -489,12 +489,10 @@ fn write_core_metadata(wheel: &Path) {
 
 /// A package directory name: one plain path component.
 fn check_dir_name(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || name == "."
-        || name == ".."
-        || name.len() > 255
-        || name.contains(['/', '\0'])
-    {
+    // A leading dot also covers "." and "..", and keeps package directories
+    // apart from our temporary files (.piw-incoming-*): no PEP 503 name
+    // starts with one.
+    if name.is_empty() || name.starts_with('.') || name.len() > 255 || name.contains(['/', '\0']) {
         return Err(format!("refused package directory {name:?}"));
     }
     Ok(())
@@ -535,6 +533,18 @@ pub fn mkdir_override_symlink(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::protocol::file::CHUNK_SIZE;
+
+    #[test]
+    fn package_directories_with_a_leading_dot_are_refused() {
+        // Found by the file_juggler fuzz target: ".piw-incoming-" as a
+        // package made a directory that looked like a leaked temp file.
+        for bad in ["", ".", "..", ".x", ".piw-incoming-", "a/b", "a\0b"] {
+            assert!(check_dir_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["foo", "foo-bar", "a.b", "x..y"] {
+            assert!(check_dir_name(good).is_ok(), "{good:?}");
+        }
+    }
 
     struct Dir(PathBuf);
     impl Dir {
