@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::import::{
-    Command, DEBUG, IMPORT_QUEUE, REPLY_TIMEOUT_OPT, YES, bad, parse_tool, queue_address,
-    reply_timeout, usage,
+    Command, DEBUG, IMPORT_QUEUE, REPLY_TIMEOUT_OPT, YES, bad, package_and_version, parse_tool,
+    queue_address, reply_timeout, usage,
 };
 use super::master::defaults;
 use super::{ConfigError, LogSettings, Opt, Program, Settings};
@@ -125,15 +125,7 @@ impl AddConfig {
     }
 
     fn from_settings(s: &Settings, args: Vec<String>) -> Result<AddConfig, ConfigError> {
-        let (package, version) = match args.as_slice() {
-            [p] => (p.clone(), None),
-            [p, v] => (p.clone(), Some(v.clone())),
-            [] => return Err(usage(&PROGRAM, "no package given")),
-            _ => return Err(usage(&PROGRAM, "too many arguments")),
-        };
-        if package.trim().is_empty() || version.as_ref().is_some_and(|v| v.trim().is_empty()) {
-            return Err(usage(&PROGRAM, "the package and version must not be empty"));
-        }
+        let (package, version) = package_and_version(&PROGRAM, &args)?;
         let canon = canonicalize(&package);
         let aliases = s.all("alias").to_vec();
         if let Some(a) = aliases.iter().find(|a| canonicalize(a) != canon) {

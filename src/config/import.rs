@@ -190,6 +190,24 @@ pub fn usage(program: &Program, why: &str) -> ConfigError {
     ConfigError(format!("{}: {why}; try --help", program.name))
 }
 
+/// The `PACKAGE [VERSION]` positional arguments of piw-add and piw-remove,
+/// neither of them blank.
+pub fn package_and_version(
+    program: &Program,
+    args: &[String],
+) -> Result<(String, Option<String>), ConfigError> {
+    let (package, version) = match args {
+        [p] => (p.clone(), None),
+        [p, v] => (p.clone(), Some(v.clone())),
+        [] => return Err(usage(program, "no package given")),
+        _ => return Err(usage(program, "too many arguments")),
+    };
+    if package.trim().is_empty() || version.as_ref().is_some_and(|v| v.trim().is_empty()) {
+        return Err(usage(program, "the package and version must not be empty"));
+    }
+    Ok((package, version))
+}
+
 /// Checks that `key` holds a ZeroMQ address; a `*` host (how the master's
 /// side is written in a shared config file) becomes `localhost`.
 pub fn queue_address(program: &Program, s: &Settings, key: &str) -> Result<String, ConfigError> {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::import::{
-    Command, DEBUG, IMPORT_QUEUE, REPLY_TIMEOUT_OPT, YES, parse_tool, queue_address, reply_timeout,
-    usage,
+    Command, DEBUG, IMPORT_QUEUE, REPLY_TIMEOUT_OPT, YES, package_and_version, parse_tool,
+    queue_address, reply_timeout, usage,
 };
 use super::{ConfigError, LogSettings, Opt, Program, Settings};
 
@@ -80,15 +80,7 @@ impl RemoveConfig {
     }
 
     fn from_settings(s: &Settings, args: Vec<String>) -> Result<RemoveConfig, ConfigError> {
-        let (package, version) = match args.as_slice() {
-            [p] => (p.clone(), None),
-            [p, v] => (p.clone(), Some(v.clone())),
-            [] => return Err(usage(&PROGRAM, "no package given")),
-            _ => return Err(usage(&PROGRAM, "too many arguments")),
-        };
-        if package.trim().is_empty() || version.as_ref().is_some_and(|v| v.trim().is_empty()) {
-            return Err(usage(&PROGRAM, "the package and version must not be empty"));
-        }
+        let (package, version) = package_and_version(&PROGRAM, &args)?;
         let yank = s.flag("yank");
         if yank && version.is_none() {
             // piwheels ignores it here; a whole package cannot be yanked.
