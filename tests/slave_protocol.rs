@@ -5,93 +5,18 @@
 //! garbage never stops the master.
 
 mod common;
+mod rel_support;
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use common::{MasterProcess, Monitor, SimSlave, unhex};
-use piwheels::master::file_juggler::hex;
-use piwheels::protocol::{
-    BuildResult, ControlMessage, FileState, SlaveHello, SlaveReply, SlaveRequest, SlaveStats,
-    StatusMessage, TimeDelta, WireMessage,
-};
-use piwheels::testing::TestDb;
-use sha2::{Digest, Sha256};
+use piwheels::protocol::{ControlMessage, SlaveReply, SlaveRequest, StatusMessage, WireMessage};
+use rel_support::{built, seeded_db, stats, wheel};
 
 const LONG: Duration = Duration::from_secs(30);
 
-fn seeded_db(jobs: &[(&str, &str)]) -> TestDb {
-    let tdb = TestDb::new();
-    tdb.admin()
-        .batch_execute("INSERT INTO build_abis (abi_tag) VALUES ('cp311')")
-        .unwrap();
-    let mut db = tdb.database();
-    for (p, v) in jobs {
-        db.add_new_package(p, "", "").unwrap();
-        db.add_new_package_version(p, v, None, "").unwrap();
-    }
-    tdb
-}
-
 fn hello(busy_secs: i64) -> SlaveRequest {
-    SlaveRequest::Hello(SlaveHello {
-        build_timeout: TimeDelta::from_secs(10_800).unwrap(),
-        busy_timeout: TimeDelta::from_secs(busy_secs).unwrap(),
-        py_version: "311".into(),
-        native_abi: "cp311".into(),
-        native_platform: "linux_armv7l".into(),
-        label: "sim-slave".into(),
-        os_name: "Raspbian GNU/Linux".into(),
-        os_version: "12 (bookworm)".into(),
-        board_revision: "c03114".into(),
-        board_serial: "10000000a3f6b2c1".into(),
-    })
-}
-
-fn stats() -> SlaveStats {
-    SlaveStats {
-        timestamp: Utc::now(),
-        disk_size: 31_254_904_832,
-        disk_free: 12_345_678_901,
-        mem_size: 3_978_170_368,
-        mem_free: 2_147_483_648,
-        swap_size: 104_853_504,
-        swap_free: 104_853_504,
-        load_average: 0.25,
-        cpu_temp: 45.5,
-    }
-}
-
-fn wheel(name: &str, content: &[u8]) -> FileState {
-    let mut h = Sha256::new();
-    h.update(content);
-    let parts: Vec<&str> = name.trim_end_matches(".whl").split('-').collect();
-    FileState {
-        filename: name.into(),
-        filesize: content.len() as u64,
-        filehash: hex(&h.finalize()),
-        package_tag: parts[0].into(),
-        package_version_tag: parts[1].into(),
-        py_version_tag: parts[2].into(),
-        abi_tag: parts[3].into(),
-        platform_tag: parts[4].into(),
-        requires_python: None,
-        dependencies: vec![
-            ("apt".into(), vec![]),
-            ("pip".into(), vec![]),
-            ("".into(), vec![]),
-        ],
-        location: "/simple".into(),
-    }
-}
-
-fn built(files: Vec<FileState>) -> SlaveRequest {
-    SlaveRequest::Built(BuildResult {
-        status: true,
-        duration: TimeDelta::from_secs(12).unwrap(),
-        output: "building...\ndone\n".into(),
-        files,
-    })
+    rel_support::hello(busy_secs, 10_800, "sim-slave")
 }
 
 #[test]

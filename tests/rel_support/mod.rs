@@ -1,4 +1,4 @@
-//! Helpers shared by the fault_* and hostile_* tests: a seeded database,
+//! Helpers shared by the slave_protocol, fault_* and hostile_* tests: a seeded database,
 //! slave messages, and polls with deadlines.
 
 #![allow(dead_code)]
