@@ -130,3 +130,22 @@ fn allow_group_write(path: &Path) -> std::io::Result<()> {
     perms.set_mode(perms.mode() | 0o020);
     std::fs::set_permissions(path, perms)
 }
+
+#[cfg(test)]
+mod tests {
+    unsafe extern "C" {
+        /// Defined by .cargo/libzmq/piwheels-libzmq-config.hpp, which the
+        /// build forces into every libzmq source file.
+        static piwheels_zmq_message_pipe_granularity: std::ffi::c_int;
+    }
+
+    /// The libzmq we link was built with our compile-time settings (the
+    /// 100-slave memory figure depends on it). Building outside this
+    /// repository's cargo configuration fails to link this test.
+    #[test]
+    fn libzmq_uses_our_pipe_granularity() {
+        // SAFETY: a constant int defined in the linked libzmq.
+        let granularity = unsafe { piwheels_zmq_message_pipe_granularity };
+        assert_eq!(granularity, 32);
+    }
+}
