@@ -66,6 +66,18 @@ pub enum BuildStatus {
 }
 
 impl BuildStatus {
+    /// The status named by its JSON string.
+    pub fn parse(s: &str) -> Option<BuildStatus> {
+        Some(match s {
+            "skip" => BuildStatus::Skip,
+            "success" => BuildStatus::Success,
+            "fail" => BuildStatus::Fail,
+            "pending" => BuildStatus::Pending,
+            "error" => BuildStatus::Error,
+            _ => return None,
+        })
+    }
+
     /// The JSON string.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -184,14 +196,9 @@ impl ProjectData {
             let mut abis = BTreeMap::new();
             for (abi, a) in obj(rel.get("abis").unwrap_or(&Value::Null), "abis")? {
                 let a = obj(a, "an abi")?;
-                let status = match string(a.get("status"), "status")?.as_str() {
-                    "skip" => BuildStatus::Skip,
-                    "success" => BuildStatus::Success,
-                    "fail" => BuildStatus::Fail,
-                    "pending" => BuildStatus::Pending,
-                    "error" => BuildStatus::Error,
-                    other => return Err(format!("unknown status {other:?}")),
-                };
+                let text = string(a.get("status"), "status")?;
+                let status =
+                    BuildStatus::parse(&text).ok_or_else(|| format!("unknown status {text:?}"))?;
                 let build_id = match a.get("build_id") {
                     None | Some(Value::Null) => None,
                     Some(v) => Some(
