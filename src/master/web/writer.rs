@@ -11,12 +11,12 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Mode of every file we publish.
 const MODE: u32 = 0o644;
@@ -254,7 +254,10 @@ impl Drop for Batch {
 /// unexpected (a symlink, another mode, a read error) answers no, so the
 /// page is written as usual.
 fn already_holds(target: &Path, contents: &[u8], ignore: Range<usize>) -> bool {
-    let Ok(meta) = fs::symlink_metadata(target) else {
+    let Some(mut file) = open_for_compare(target) else {
+        return false;
+    };
+    let Ok(meta) = file.metadata() else {
         return false;
     };
     if !meta.file_type().is_file()
@@ -265,14 +268,38 @@ fn already_holds(target: &Path, contents: &[u8], ignore: Range<usize>) -> bool {
     }
     // Pages are small and this one is already in memory: one more copy
     // for the comparison is fine.
-    let Ok(old) = fs::read(target) else {
+    let mut old = vec![0; contents.len()];
+    if file.read_exact(&mut old).is_err() {
         return false;
-    };
+    }
     let end = ignore.end.min(contents.len());
     let start = ignore.start.min(end);
-    old.len() == contents.len()
-        && old[..start] == contents[..start]
-        && old[end..] == contents[end..]
+    old[..start] == contents[..start] && old[end..] == contents[end..]
+}
+
+/// Opens a page to compare it: never through a symlink (a page must be a
+/// file of its own), and without updating its access time where we may
+/// (we own our pages): with `relatime`, the first read of each page after
+/// it was written would otherwise dirty its inode, which made the compare
+/// pass of a full rewrite a write pass too.
+fn open_for_compare(target: &Path) -> Option<File> {
+    static NOATIME_DENIED: AtomicBool = AtomicBool::new(false);
+    let open = |extra: i32| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | extra)
+            .open(target)
+    };
+    if !NOATIME_DENIED.load(Ordering::Relaxed) {
+        match open(libc::O_NOATIME) {
+            // O_NOATIME is for the file's owner only.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                NOATIME_DENIED.store(true, Ordering::Relaxed);
+            }
+            other => return other.ok(),
+        }
+    }
+    open(0).ok()
 }
 
 /// Flushes the file system holding `dir` to stable storage.
