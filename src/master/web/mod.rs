@@ -56,6 +56,9 @@ pub const FLUSH_CHUNK: usize = 250;
 /// Packages written per `on_timer` call during a full rewrite.
 pub const REWRITE_CHUNK: usize = 1000;
 
+/// Files a full rewrite collects before it hands them to [`Committer`].
+const COMMIT_FILES: usize = 1000;
+
 /// How long the buffer holds a request.
 pub const DELAY: Duration = Duration::from_secs(60);
 
@@ -466,6 +469,7 @@ impl Web {
         let mut links = Vec::new();
         let scribe = &self.scribe;
         let counters = &mut self.counters;
+        let mut committer = Committer::default();
         let read = db.for_each_project_after(&full.after, REWRITE_CHUNK as i64, |row| {
             if failed.is_some() {
                 return;
@@ -482,7 +486,14 @@ impl Web {
                 Err(e) => failed = Some(e),
             }
             last = Some(row.package);
+            if batch.len() >= COMMIT_FILES
+                && let Err(e) = committer.hand_over(std::mem::replace(&mut batch, scribe.batch()))
+            {
+                failed = Some(e.into());
+            }
         });
+        // Whatever happened, nothing is left committing when this returns.
+        let committed = committer.finish();
         let result = read
             .map_err(WebError::from)
             .and_then(|n| match failed {
@@ -490,6 +501,7 @@ impl Web {
                 None => Ok(n),
             })
             .and_then(|n| {
+                committed?;
                 batch.commit()?;
                 Ok(n)
             });
@@ -608,5 +620,58 @@ impl SitePages for Web {
         if let Err(e) = self.scribe.write_search_index(db) {
             log::error!(target: target::THE_SCRIBE, "cannot write the search index: {e}");
         }
+    }
+}
+
+/// Commits a full rewrite's batches on a helper thread, one at a time and
+/// in order, so the sync and the renames of one batch (most of the cost
+/// when pages change: each rename frees an old page) overlap the reading,
+/// rendering and writing of the next. The thread lives for one batch; the
+/// chunk waits for the last before it returns, so no other write of the
+/// site ever runs beside a commit.
+#[derive(Default)]
+struct Committer {
+    running: Option<std::thread::JoinHandle<std::io::Result<usize>>>,
+}
+
+impl Committer {
+    /// Waits for the batch committing, then starts committing `batch`. If
+    /// no thread can be started, commits it here.
+    fn hand_over(&mut self, batch: writer::Batch) -> std::io::Result<()> {
+        self.wait()?;
+        // The batch travels over a channel, not in the closure, so it is
+        // still ours to commit here if no thread can be started.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new()
+            .name("web-commit".into())
+            .spawn(move || {
+                let batch: writer::Batch = match rx.recv() {
+                    Ok(b) => b,
+                    Err(_) => return Ok(0),
+                };
+                batch.commit()
+            });
+        match spawned {
+            Ok(handle) => {
+                // The receiver is alive until it has the batch.
+                let _ = tx.send(batch);
+                self.running = Some(handle);
+                Ok(())
+            }
+            Err(_) => batch.commit().map(|_| ()),
+        }
+    }
+
+    fn wait(&mut self) -> std::io::Result<()> {
+        match self.running.take().map(|h| h.join()) {
+            None | Some(Ok(Ok(_))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(std::io::Error::other("the commit thread panicked")),
+        }
+    }
+
+    /// Waits for the last batch.
+    fn finish(mut self) -> std::io::Result<()> {
+        self.wait()
     }
 }
