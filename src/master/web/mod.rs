@@ -463,7 +463,7 @@ impl Web {
         let Some(full) = self.full.as_mut() else {
             return;
         };
-        let mut batch = self.scribe.batch();
+        let mut batch = self.scribe.staged_batch();
         let mut failed: Option<WebError> = None;
         let mut last = None;
         let mut links = Vec::new();
@@ -487,7 +487,8 @@ impl Web {
             }
             last = Some(row.package);
             if batch.len() >= COMMIT_FILES
-                && let Err(e) = committer.hand_over(std::mem::replace(&mut batch, scribe.batch()))
+                && let Err(e) =
+                    committer.hand_over(std::mem::replace(&mut batch, scribe.staged_batch()))
             {
                 failed = Some(e.into());
             }

@@ -31,7 +31,9 @@ use super::pages::{
     self, HomePage, Project, ProjectPage, SITEMAP_PAGES, SITEMAP_URLS, SimpleIndex, Site, Sitemap,
 };
 use super::text::{json_str, segment};
-use super::writer::{Batch, ensure_dir, remove_if_exists, remove_stale_temps, safe_component};
+use super::writer::{
+    Batch, STAGING, ensure_dir, remove_if_exists, remove_stale_temps, safe_component,
+};
 use crate::db::ProjectRow;
 use crate::db::{Database, ProjectData};
 use crate::logging::target;
@@ -134,6 +136,11 @@ impl Scribe {
         }
     }
 
+    /// A batch for a full rewrite: staged (see [`Batch::staged`]).
+    pub fn staged_batch(&self) -> Batch {
+        self.batch().staged(&self.root)
+    }
+
     /// Creates the output directories, writes the assets, the static pages
     /// and `sitemap0.xml`, and removes temporaries a crash left behind.
     pub fn setup(&self) -> Result<(), WebError> {
@@ -142,7 +149,14 @@ impl Scribe {
         for dir in ["simple", "project", "logs"] {
             ensure_dir(&self.root.join(dir))?;
         }
-        for dir in [self.root.clone(), self.root.join("simple")] {
+        let mut dirs = vec![self.root.clone(), self.root.join("simple")];
+        for top in fs::read_dir(&self.root)? {
+            let staging = top?.path().join(STAGING);
+            if staging.is_dir() {
+                dirs.push(staging);
+            }
+        }
+        for dir in dirs {
             let n = remove_stale_temps(&dir)?;
             if n > 0 {
                 log::warn!(target: target::THE_SCRIBE, "removed {n} stale temporary files in {}", dir.display());
@@ -233,7 +247,7 @@ impl Scribe {
         let mut written = Written::default();
         if both {
             let dir = self.simple_dir(package);
-            ensure_dir(&dir)?;
+            batch.ensure_dir(&dir)?;
             let index = dir.join("index.html");
             written.new_package = !index.exists();
             let metadata = self.metadata_hashes(&p);
@@ -244,7 +258,7 @@ impl Scribe {
             for abi in &self.abi_views {
                 let view = p.for_abi(abi);
                 let dir = self.root.join(format!("simple-{abi}")).join(package);
-                ensure_dir(&dir)?;
+                batch.ensure_dir(&dir)?;
                 let page = pages::simple_page(&view, &metadata, now);
                 batch.write_stamped(
                     &dir.join("index.html"),
@@ -259,7 +273,7 @@ impl Scribe {
             }
         }
         let dir = self.project_dir(package);
-        ensure_dir(&dir)?;
+        batch.ensure_dir(&dir)?;
         let html = ProjectPage::new(&self.site, &p, now)
             .with_views(&self.abi_views)
             .render()?;
@@ -269,7 +283,7 @@ impl Scribe {
             pages::project_page_stamp(&html),
         )?;
         let json_dir = dir.join("json");
-        ensure_dir(&json_dir)?;
+        batch.ensure_dir(&json_dir)?;
         batch.write(
             &json_dir.join("index.json"),
             &pages::project_json(&p, &self.site),

@@ -59,7 +59,16 @@ pub struct TempFile {
 impl TempFile {
     /// Creates the temporary file for `target` (whose directory must exist).
     pub fn create(target: &Path) -> io::Result<TempFile> {
-        let tmp = temp_name(target);
+        TempFile::create_in(None, target)
+    }
+
+    /// Creates the temporary file for `target` in `dir` (on the same file
+    /// system), or next to `target` when `dir` is None.
+    fn create_in(dir: Option<&Path>, target: &Path) -> io::Result<TempFile> {
+        let tmp = match dir {
+            Some(dir) => dir.join(temp_name(target).file_name().unwrap_or_default()),
+            None => temp_name(target),
+        };
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -104,7 +113,18 @@ pub struct Batch {
     durable: bool,
     /// Pages skipped by [`Batch::write`] because they were up to date.
     unchanged: usize,
+    /// For a staged batch: the output root under which temporary files go
+    /// to a staging directory per top-level directory, not next to their
+    /// targets, and missing directories are made at commit.
+    staging: Option<PathBuf>,
+    /// Directories to create at commit, parents first.
+    dirs: Vec<PathBuf>,
+    /// Staging directories known to exist.
+    ready: Vec<PathBuf>,
 }
+
+/// The staging directory in each top-level directory of a staged batch.
+pub const STAGING: &str = ".piw-staging";
 
 impl Default for Batch {
     fn default() -> Self {
@@ -120,7 +140,63 @@ impl Batch {
             filesystems: Vec::new(),
             durable: true,
             unchanged: 0,
+            staging: None,
+            dirs: Vec::new(),
+            ready: Vec::new(),
         }
+    }
+
+    /// A batch for many pages under `root`: temporary files are written to
+    /// `<root>/<top>/.piw-staging/` and the directories pages need are made
+    /// at commit, so whoever commits (a full rewrite's helper thread) does
+    /// the `mkdir`s and renames while the writer goes on writing. The
+    /// staging directories must be on the file system of their top-level
+    /// directory, which they are unless someone mounts over them.
+    pub fn staged(mut self, root: &Path) -> Batch {
+        self.staging = Some(root.to_path_buf());
+        self
+    }
+
+    /// Makes sure `path` will be a directory when the batch is committed:
+    /// at once (see [`ensure_dir`]) for a plain batch or when something
+    /// other than a directory is in the way; at commit when it is simply
+    /// missing from a staged batch.
+    pub fn ensure_dir(&mut self, path: &Path) -> io::Result<()> {
+        if self.staging.is_none() {
+            return ensure_dir(path);
+        }
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Only a package's own few directories can repeat.
+                if !self.dirs.iter().rev().take(8).any(|d| d == path) {
+                    self.dirs.push(path.to_path_buf());
+                }
+                Ok(())
+            }
+            _ => ensure_dir(path),
+        }
+    }
+
+    /// Where the temporary file of `target` goes: its staging directory
+    /// (made if missing), or None for next to it.
+    fn staging_for(&mut self, target: &Path) -> io::Result<Option<PathBuf>> {
+        let Some(root) = &self.staging else {
+            return Ok(None);
+        };
+        let Ok(rel) = target.strip_prefix(root) else {
+            return Ok(None);
+        };
+        let mut parts = rel.components();
+        let (Some(top), Some(_)) = (parts.next(), parts.next()) else {
+            return Ok(None);
+        };
+        let dir = root.join(top).join(STAGING);
+        if !self.ready.contains(&dir) {
+            ensure_dir(&dir)?;
+            self.ready.push(dir.clone());
+        }
+        Ok(Some(dir))
     }
 
     /// A batch that renames without syncing first (for measurements).
@@ -168,7 +244,7 @@ impl Batch {
             self.unchanged += 1;
             return Ok(());
         }
-        let mut f = TempFile::create(target)?;
+        let mut f = self.start(target)?;
         let written = f.write_all(contents);
         self.finish(f, written)
     }
@@ -176,7 +252,8 @@ impl Batch {
     /// Starts a file written piece by piece (large pages, gzip streams);
     /// hand it back with [`Batch::finish`].
     pub fn start(&mut self, target: &Path) -> io::Result<TempFile> {
-        TempFile::create(target)
+        let dir = self.staging_for(target)?;
+        TempFile::create_in(dir.as_deref(), target)
     }
 
     /// Adds a file started with [`Batch::start`] to the batch; `result` is
@@ -221,6 +298,12 @@ impl Batch {
             }
         }
         let mut first_error = None;
+        for dir in std::mem::take(&mut self.dirs) {
+            if let Err(e) = ensure_dir(&dir) {
+                // The pages inside fail to rename and are reported below.
+                first_error.get_or_insert(e);
+            }
+        }
         let mut done = 0;
         for (tmp, target) in std::mem::take(&mut self.pending) {
             match fs::rename(&tmp, &target) {
@@ -468,6 +551,45 @@ mod tests {
         assert_eq!((b.len(), b.unchanged()), (1, 1));
         b.commit().unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"SAMX 99999");
+    }
+
+    #[test]
+    fn a_staged_batch_makes_its_directories_and_renames_at_commit() {
+        let d = scratch("staged");
+        fs::create_dir(d.join("project")).unwrap();
+        let pkg = d.join("project/pkg");
+        let json = pkg.join("json");
+        let mut b = Batch::new().staged(&d);
+        b.ensure_dir(&pkg).unwrap();
+        b.ensure_dir(&json).unwrap();
+        b.write(&pkg.join("index.html"), b"page").unwrap();
+        b.write(&json.join("index.json"), b"{}").unwrap();
+        // Nothing visible yet: no directory, the temporaries are staged.
+        assert!(!pkg.exists());
+        let staging = d.join("project").join(STAGING);
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 2);
+        assert_eq!(b.commit().unwrap(), 2);
+        assert_eq!(fs::read(pkg.join("index.html")).unwrap(), b"page");
+        assert_eq!(fs::read(json.join("index.json")).unwrap(), b"{}");
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
+        // A file directly under the root has no staging directory.
+        let mut b = Batch::new().staged(&d);
+        b.write(&d.join("top.html"), b"top").unwrap();
+        b.commit().unwrap();
+        assert_eq!(fs::read(d.join("top.html")).unwrap(), b"top");
+        // Dropped: nothing made, nothing left.
+        let mut b = Batch::new().staged(&d);
+        b.ensure_dir(&d.join("project/other")).unwrap();
+        b.write(&d.join("project/other/index.html"), b"x").unwrap();
+        drop(b);
+        assert!(!d.join("project/other").exists());
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
+        // A symlink where a directory must be is replaced at once.
+        fs::create_dir(d.join("project/real")).unwrap();
+        std::os::unix::fs::symlink("real", d.join("project/alias")).unwrap();
+        let mut b = Batch::new().staged(&d);
+        b.ensure_dir(&d.join("project/alias")).unwrap();
+        assert!(d.join("project/alias").symlink_metadata().unwrap().is_dir());
     }
 
     #[test]
