@@ -14,12 +14,16 @@ use web_support::*;
 const PACKAGES: usize = 600;
 
 fn seed_many(tdb: &TestDb) {
+    seed_n(tdb, PACKAGES);
+}
+
+fn seed_n(tdb: &TestDb, packages: usize) {
     tdb.admin()
         .batch_execute(&format!(
             "INSERT INTO build_abis (abi_tag) VALUES ('cp37m');
              INSERT INTO packages (package, description)
                  SELECT 'many-' || lpad(i::text, 4, '0'), 'number ' || i
-                 FROM generate_series(1, {PACKAGES}) AS i;
+                 FROM generate_series(1, {packages}) AS i;
              INSERT INTO versions (package, version, released)
                  SELECT package, '1.0', '2024-01-01' FROM packages;"
         ))
@@ -125,4 +129,43 @@ fn a_commit_failing_mid_chunk_is_retried_and_leaves_nothing_behind() {
         assert!(page(&out, n).contains(&format!("number {n}")));
     }
     assert_eq!(leftovers(&out), Vec::<String>::new());
+}
+
+#[test]
+fn a_chunk_whose_last_batch_fails_after_it_returned_is_written_again() {
+    test_dsn();
+    let tdb = TestDb::new();
+    // Two chunks: 1,000 packages, then 100.
+    seed_n(&tdb, 1100);
+    let mut db = tdb.database();
+    let out = scratch("failing-tail");
+    let mut web = web(&out);
+    let t0 = Instant::now();
+    web.start(&mut db, t0, wall()).unwrap();
+    // Package 990's pages are in the first chunk's last batch, which goes
+    // on committing after the chunk returned.
+    let blocker = out.join("project/many-0990/json/index.json");
+    std::fs::create_dir_all(blocker.join("in-the-way")).unwrap();
+    web.start_full_rewrite(t0);
+    web.on_timer(t0, wall(), &mut db);
+    assert!(web.rewriting());
+    // The second chunk finds the failure and the rewrite goes back to the
+    // first, 10 s later.
+    web.on_timer(t0, wall(), &mut db);
+    assert!(web.rewriting(), "the failed chunk is to be written again");
+    assert_eq!(leftovers(&out), Vec::<String>::new());
+    assert!(blocker.is_dir());
+
+    std::fs::remove_dir_all(&blocker).unwrap();
+    let later = t0 + Duration::from_secs(11);
+    while web.rewriting() {
+        web.on_timer(later, wall(), &mut db);
+    }
+    assert!(blocker.is_file());
+    for n in [1, 500, 989, 990, 991, 1000, 1001, 1100] {
+        assert!(page(&out, n).contains(&format!("number {n}")));
+    }
+    assert_eq!(leftovers(&out), Vec::<String>::new());
+    let index = std::fs::read_to_string(out.join("simple/index.html")).unwrap();
+    assert!(index.contains("many-0001") && index.contains("many-1100"));
 }

@@ -179,10 +179,21 @@ pub struct Counters {
 }
 
 /// Progress of a full rewrite: the last package written.
-#[derive(Debug)]
 struct FullRewrite {
     after: String,
     due: Instant,
+    /// The last chunk's last batch, still committing while the loop serves
+    /// its sockets and the next chunk is read: see [`Web::settle`].
+    tail: Option<Tail>,
+}
+
+/// A chunk whose last batch is committing on the helper thread.
+struct Tail {
+    committer: Committer,
+    /// Where the chunk started, to write it again if the commit fails.
+    start: String,
+    /// Its alias links, made once its pages are in place.
+    links: Vec<(String, Vec<String>)>,
 }
 
 /// The web output task (secretary + scribe).
@@ -272,6 +283,7 @@ impl Web {
     /// Saves the buffer to `rewrites_pending` (replacing what was saved);
     /// call once, when the loop ends.
     pub fn shutdown(&mut self, db: &mut Database) -> Result<(), WebError> {
+        self.settle(Instant::now());
         let pending = self.secretary.pending();
         db.save_rewrites_pending(&pending)?;
         log::info!(
@@ -374,6 +386,7 @@ impl Web {
         }
         let due = self.secretary.take_due(now, FLUSH_CHUNK);
         if !due.is_empty() {
+            self.settle(now);
             self.dirty = true;
             if let Err(e) = self.flush(&due, wall, db) {
                 if e.is_unavailable() {
@@ -447,11 +460,40 @@ impl Web {
     /// chunk per `on_timer` call, then the simple index. Restarts one in
     /// progress.
     pub fn start_full_rewrite(&mut self, now: Instant) {
+        self.settle(now);
         log::warn!(target: target::THE_SCRIBE, "rewriting every package's pages");
         self.full = Some(FullRewrite {
             after: String::new(),
             due: now,
+            tail: None,
         });
+    }
+
+    /// Waits for the last batch of a full rewrite's chunk if it is still
+    /// committing, then links that chunk's aliases; if the commit failed,
+    /// the rewrite goes back to that chunk, 10 s later. Every other write
+    /// of package pages (flushes, deletions) settles first, so a page
+    /// written from newer data is never replaced by the rewrite's older
+    /// one.
+    fn settle(&mut self, now: Instant) {
+        let Some(full) = self.full.as_mut() else {
+            return;
+        };
+        let Some(tail) = full.tail.take() else {
+            return;
+        };
+        match tail.committer.finish() {
+            Ok(()) => {
+                for (package, aliases) in tail.links {
+                    self.scribe.link_aliases(&package, &aliases);
+                }
+            }
+            Err(e) => {
+                log::error!(target: target::THE_SCRIBE, "full rewrite: {e}; retrying from {:?}", tail.start);
+                full.after = tail.start;
+                full.due = now + RETRY;
+            }
+        }
     }
 
     /// Whether a full rewrite is under way.
@@ -463,13 +505,20 @@ impl Web {
         let Some(full) = self.full.as_mut() else {
             return;
         };
+        let start = full.after.clone();
+        // The previous chunk's last batch may still be committing: this
+        // chunk's first handover waits for it, and if it failed, the
+        // rewrite goes back to where that chunk started.
+        let (mut committer, previous) = match full.tail.take() {
+            Some(t) => (t.committer, Some((t.start, t.links))),
+            None => (Committer::default(), None),
+        };
         let mut batch = self.scribe.staged_batch();
         let mut failed: Option<WebError> = None;
         let mut last = None;
         let mut links = Vec::new();
         let scribe = &self.scribe;
         let counters = &mut self.counters;
-        let mut committer = Committer::default();
         let read = db.for_each_project_after(&full.after, REWRITE_CHUNK as i64, |row| {
             if failed.is_some() {
                 return;
@@ -493,8 +542,6 @@ impl Web {
                 failed = Some(e.into());
             }
         });
-        // Whatever happened, nothing is left committing when this returns.
-        let committed = committer.finish();
         let result = read
             .map_err(WebError::from)
             .and_then(|n| match failed {
@@ -502,34 +549,55 @@ impl Web {
                 None => Ok(n),
             })
             .and_then(|n| {
-                committed?;
-                batch.commit()?;
+                // The last batch commits while the loop goes on, unless
+                // this was the last chunk.
+                committer.hand_over(batch)?;
+                if n < REWRITE_CHUNK {
+                    std::mem::take(&mut committer).finish()?;
+                }
                 Ok(n)
             });
+        let (previous_start, previous_links) = previous.unzip();
         match result {
             Ok(n) => {
+                // Every batch before the last has been committed.
+                for (package, aliases) in previous_links.into_iter().flatten() {
+                    self.scribe.link_aliases(&package, &aliases);
+                }
+                if n >= REWRITE_CHUNK {
+                    if let (Some(full), Some(last)) = (self.full.as_mut(), last) {
+                        full.tail = Some(Tail {
+                            committer,
+                            start,
+                            links,
+                        });
+                        full.after = last;
+                        full.due = now;
+                    }
+                    return;
+                }
                 for (package, aliases) in links {
                     self.scribe.link_aliases(&package, &aliases);
                 }
-                if n < REWRITE_CHUNK {
-                    self.full = None;
-                    match self.scribe.write_simple_index(db, None, wall) {
-                        Ok(n) => {
-                            self.counters.simple_indexes += 1;
-                            log::warn!(target: target::THE_SCRIBE, "rewrote the pages of {n} packages");
-                        }
-                        Err(e) => {
-                            log::error!(target: target::THE_SCRIBE, "cannot write the simple index: {e}")
-                        }
+                self.full = None;
+                match self.scribe.write_simple_index(db, None, wall) {
+                    Ok(n) => {
+                        self.counters.simple_indexes += 1;
+                        log::warn!(target: target::THE_SCRIBE, "rewrote the pages of {n} packages");
                     }
-                } else if let (Some(full), Some(last)) = (self.full.as_mut(), last) {
-                    full.after = last;
-                    full.due = now;
+                    Err(e) => {
+                        log::error!(target: target::THE_SCRIBE, "cannot write the simple index: {e}")
+                    }
                 }
             }
             Err(e) => {
-                log::error!(target: target::THE_SCRIBE, "full rewrite: {e}; retrying this chunk");
+                // Nothing may be left committing; a failure there is this
+                // one again or the previous chunk's, written again below.
+                let _ = committer.finish();
+                let from = previous_start.unwrap_or(start);
+                log::error!(target: target::THE_SCRIBE, "full rewrite: {e}; retrying from {from:?}");
                 if let Some(full) = self.full.as_mut() {
+                    full.after = from;
                     full.due = now + RETRY;
                 }
             }
@@ -575,6 +643,7 @@ impl Web {
                 Ok(())
             }
             WebRequest::DelPkg(p) => {
+                self.settle(now);
                 self.mark_changed();
                 self.secretary.remove(&p);
                 self.scribe.delete_package(db, &p, wall).map(|()| {
@@ -582,6 +651,7 @@ impl Web {
                 })
             }
             WebRequest::DelVer(p, v) => {
+                self.settle(now);
                 self.mark_changed();
                 self.secretary.remove(&p);
                 self.scribe.delete_version(db, &p, &v, wall).map(|()| {
@@ -627,9 +697,10 @@ impl SitePages for Web {
 /// Commits a full rewrite's batches on a helper thread, one at a time and
 /// in order, so the sync and the renames of one batch (most of the cost
 /// when pages change: each rename frees an old page) overlap the reading,
-/// rendering and writing of the next. The thread lives for one batch; the
-/// chunk waits for the last before it returns, so no other write of the
-/// site ever runs beside a commit.
+/// rendering and writing of the next. The thread lives for one batch. A
+/// chunk's last batch goes on committing after the chunk returns (the
+/// loop serves its sockets meanwhile); the next chunk waits for it, and
+/// any other write of package pages settles it first ([`Web::settle`]).
 #[derive(Default)]
 struct Committer {
     running: Option<std::thread::JoinHandle<std::io::Result<usize>>>,
