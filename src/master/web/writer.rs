@@ -113,9 +113,9 @@ pub struct Batch {
     durable: bool,
     /// Pages skipped by [`Batch::write`] because they were up to date.
     unchanged: usize,
-    /// For a staged batch: the output root under which temporary files go
-    /// to a staging directory per top-level directory, not next to their
-    /// targets, and missing directories are made at commit.
+    /// For a staged batch: the output root. Missing directories are made
+    /// at commit, and the temporary files of pages going into them wait
+    /// in a staging directory per top-level directory meanwhile.
     staging: Option<PathBuf>,
     /// Directories to create at commit, parents first.
     dirs: Vec<PathBuf>,
@@ -169,14 +169,19 @@ impl Batch {
         match fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // Only a package's own few directories can repeat.
-                if !self.dirs.iter().rev().take(8).any(|d| d == path) {
+                if !self.deferred(path) {
                     self.dirs.push(path.to_path_buf());
                 }
                 Ok(())
             }
             _ => ensure_dir(path),
         }
+    }
+
+    /// Whether `dir` is to be made at commit. Only the latest few are
+    /// looked at: a page's directory is one its package just asked for.
+    fn deferred(&self, dir: &Path) -> bool {
+        self.dirs.iter().rev().take(8).any(|d| d == dir)
     }
 
     /// Where the temporary file of `target` goes: its staging directory
@@ -189,10 +194,7 @@ impl Batch {
         let Some(root) = &self.staging else {
             return Ok(None);
         };
-        let deferred = target
-            .parent()
-            .is_some_and(|p| self.dirs.iter().rev().take(8).any(|d| d == p));
-        if !deferred {
+        if !target.parent().is_some_and(|p| self.deferred(p)) {
             return Ok(None);
         }
         let Ok(rel) = target.strip_prefix(root) else {
