@@ -53,15 +53,7 @@ fn a_master_killed_mid_transfer_and_after_a_build_loses_nothing() {
         slave.request(&built(vec![w.clone()])),
         SlaveReply::Send { .. }
     ));
-    let dealer = slave.ctx.socket(zmq::DEALER).unwrap();
-    dealer.set_linger(0).unwrap();
-    dealer.set_rcvtimeo(10_000).unwrap();
-    dealer
-        .connect(&format!("tcp://127.0.0.1:{}", master.file_port))
-        .unwrap();
-    dealer
-        .send_multipart([&b"HELLO"[..], slave_id.to_string().as_bytes()], 0)
-        .unwrap();
+    let dealer = slave.open_transfer(slave_id);
     assert_eq!(dealer.recv_multipart(0).unwrap()[0], b"FETCH");
     dealer
         .send_multipart([&b"CHUNK"[..], &b"0"[..], &content[..65536]], 0)

@@ -52,15 +52,7 @@ fn slave_dies(at: DiesAt) {
                 doomed.request(&built(vec![w.clone()])),
                 SlaveReply::Send { .. }
             ));
-            let dealer = doomed.ctx.socket(zmq::DEALER).unwrap();
-            dealer.set_linger(0).unwrap();
-            dealer.set_rcvtimeo(10_000).unwrap();
-            dealer
-                .connect(&format!("tcp://127.0.0.1:{}", master.file_port))
-                .unwrap();
-            dealer
-                .send_multipart([&b"HELLO"[..], slave_id.to_string().as_bytes()], 0)
-                .unwrap();
+            let dealer = doomed.open_transfer(slave_id);
             let fetch = dealer.recv_multipart(0).unwrap();
             assert_eq!(fetch[0], b"FETCH");
             dealer

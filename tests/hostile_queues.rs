@@ -136,20 +136,10 @@ fn oversized_frames_are_refused_without_growing_the_master() {
         honest.request(&hello(300, 10_800, "honest")),
         SlaveReply::Ack { .. }
     ));
-    let importer = ctx.socket(zmq::REQ).unwrap();
-    importer.set_linger(0).unwrap();
-    importer.set_rcvtimeo(20_000).unwrap();
-    importer.connect(&master.ipc("import")).unwrap();
-    let add = ImportRequest::AddPkg(AddPackage {
-        package: "newpkg".into(),
-        description: "new".into(),
-        skip: "".into(),
-        unskip: false,
-        aliases: vec![],
-    });
-    importer.send(add.encode(), 0).unwrap();
-    let reply = ImportReply::decode(&importer.recv_bytes(0).unwrap()).unwrap();
-    assert_eq!(reply, ImportReply::Done("NEWPKG".into()));
+    assert_eq!(
+        add_newpkg(&ctx, &master),
+        ImportReply::Done("NEWPKG".into())
+    );
     let rss_after = vm_rss_kib(master.child.id());
     eprintln!("oversized frames: master VmRSS {rss_before} -> {rss_after} KiB");
     assert!(
@@ -178,6 +168,25 @@ fn garbage_on_the_import_queue_is_logged_and_importers_still_served() {
     for _ in 0..1000 {
         raw.send_multipart([&b""[..], &b"\xff"[..]], 0).unwrap();
     }
+    assert_eq!(
+        add_newpkg(&ctx, &master),
+        ImportReply::Done("NEWPKG".into())
+    );
+    // Garbage gets no reply at all.
+    let mut items = [raw.as_poll_item(zmq::POLLIN)];
+    zmq::poll(&mut items, 500).unwrap();
+    assert!(!items[0].is_readable(), "garbage was answered");
+    let log = master.stderr();
+    assert!(log.contains("invalid"), "{log}");
+    assert!(
+        master.child.try_wait().unwrap().is_none(),
+        "the master died"
+    );
+}
+
+/// An honest importer's ADDPKG of `newpkg`, on a socket of its own, and
+/// the master's reply.
+fn add_newpkg(ctx: &zmq::Context, master: &MasterProcess) -> ImportReply {
     let importer = ctx.socket(zmq::REQ).unwrap();
     importer.set_linger(0).unwrap();
     importer.set_rcvtimeo(20_000).unwrap();
@@ -190,16 +199,5 @@ fn garbage_on_the_import_queue_is_logged_and_importers_still_served() {
         aliases: vec![],
     });
     importer.send(add.encode(), 0).unwrap();
-    let reply = ImportReply::decode(&importer.recv_bytes(0).unwrap()).unwrap();
-    assert_eq!(reply, ImportReply::Done("NEWPKG".into()));
-    // Garbage gets no reply at all.
-    let mut items = [raw.as_poll_item(zmq::POLLIN)];
-    zmq::poll(&mut items, 500).unwrap();
-    assert!(!items[0].is_readable(), "garbage was answered");
-    let log = master.stderr();
-    assert!(log.contains("invalid"), "{log}");
-    assert!(
-        master.child.try_wait().unwrap().is_none(),
-        "the master died"
-    );
+    ImportReply::decode(&importer.recv_bytes(0).unwrap()).unwrap()
 }

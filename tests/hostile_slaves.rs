@@ -55,15 +55,7 @@ fn path_traversal_file_names_get_die_and_write_nothing() {
     let good = wheel("foo-1.0-py3-none-any.whl", b"payload");
     for name in names {
         // Each attempt by a fresh slave, in the middle of a real build.
-        let slave = SimSlave::connect(&master);
-        assert!(matches!(
-            slave.request(&hello(300, 10_800, "evil")),
-            SlaveReply::Ack { .. }
-        ));
-        assert!(matches!(
-            slave.idle_until_work(&stats(), LONG),
-            SlaveReply::Build { .. }
-        ));
+        let slave = building(&master, "evil");
         let mut w = good.clone();
         w.filename = name.into();
         assert_eq!(slave.request(&built(vec![w])), SlaveReply::Die, "{name:?}");
@@ -85,15 +77,7 @@ fn path_traversal_file_names_get_die_and_write_nothing() {
 fn a_file_name_attack_mid_build_gets_die_before_any_temp_file() {
     let master = MasterProcess::start_on(seeded_db(&[("foo", "1.0")]), &[]);
     let simple = master.dir.path().join("www/simple");
-    let slave = SimSlave::connect(&master);
-    assert!(matches!(
-        slave.request(&hello(300, 10_800, "evil")),
-        SlaveReply::Ack { .. }
-    ));
-    assert!(matches!(
-        slave.idle_until_work(&stats(), LONG),
-        SlaveReply::Build { .. }
-    ));
+    let slave = building(&master, "evil");
     let mut w = wheel("foo-1.0-py3-none-any.whl", b"payload");
     w.filename = "../../../../tmp/evil-1.0-py3-none-any.whl".into();
     assert_eq!(slave.request(&built(vec![w])), SlaveReply::Die);
@@ -164,15 +148,7 @@ fn chunks_bigger_than_asked_or_from_strangers_are_ignored_and_a_hijack_cannot_la
 fn an_absurd_announced_size_gets_die_and_no_temp_file() {
     let master = MasterProcess::start_on(seeded_db(&[("foo", "1.0")]), &[]);
     let simple = master.dir.path().join("www/simple");
-    let slave = SimSlave::connect(&master);
-    assert!(matches!(
-        slave.request(&hello(300, 10_800, "liar")),
-        SlaveReply::Ack { .. }
-    ));
-    assert!(matches!(
-        slave.idle_until_work(&stats(), LONG),
-        SlaveReply::Build { .. }
-    ));
+    let slave = building(&master, "liar");
     // A terabyte "wheel": refused before any temp file is made.
     let mut w = wheel("foo-1.0-py3-none-any.whl", b"small");
     w.filesize = 1 << 40;
@@ -184,4 +160,18 @@ fn an_absurd_announced_size_gets_die_and_no_temp_file() {
             .stderr()
             .contains("refused file of 1099511627776 bytes")
     );
+}
+
+/// A new simulated slave that said HELLO as `label` and was given a build.
+fn building(master: &MasterProcess, label: &str) -> SimSlave {
+    let slave = SimSlave::connect(master);
+    assert!(matches!(
+        slave.request(&hello(300, 10_800, label)),
+        SlaveReply::Ack { .. }
+    ));
+    assert!(matches!(
+        slave.idle_until_work(&stats(), LONG),
+        SlaveReply::Build { .. }
+    ));
+    slave
 }

@@ -333,17 +333,25 @@ impl SimSlave {
         }
     }
 
-    /// Plays the file-transfer peer: a fresh DEALER, HELLO <id>, a CHUNK for
-    /// every FETCH (`corrupt` may change the bytes), until DONE.
-    pub fn send_file(&self, slave_id: u64, content: &[u8], corrupt: impl Fn(u64, &mut Vec<u8>)) {
+    /// Opens a transfer as a slave does: a fresh DEALER to the file queue
+    /// (10 s receive timeout), then HELLO <id>.
+    pub fn open_transfer(&self, slave_id: u64) -> zmq::Socket {
         let dealer = self.ctx.socket(zmq::DEALER).unwrap();
         dealer.set_linger(0).unwrap();
+        dealer.set_rcvtimeo(10_000).unwrap();
         dealer
             .connect(&format!("tcp://127.0.0.1:{}", self.file_port))
             .unwrap();
         dealer
             .send_multipart([&b"HELLO"[..], slave_id.to_string().as_bytes()], 0)
             .unwrap();
+        dealer
+    }
+
+    /// Plays the file-transfer peer: a fresh DEALER, HELLO <id>, a CHUNK for
+    /// every FETCH (`corrupt` may change the bytes), until DONE.
+    pub fn send_file(&self, slave_id: u64, content: &[u8], corrupt: impl Fn(u64, &mut Vec<u8>)) {
+        let dealer = self.open_transfer(slave_id);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let mut items = [dealer.as_poll_item(zmq::POLLIN)];
