@@ -2,13 +2,14 @@
 //! replies and error codes, on a real database and real files.
 
 mod common;
+mod rel_support;
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::TempDir;
 use piwheels::db::Database;
-use piwheels::master::file_juggler::{FileJuggler, hex};
+use piwheels::master::file_juggler::FileJuggler;
 use piwheels::master::mr_chase::{Env, MrChase, Reply};
 use piwheels::master::policy::BuildPolicy;
 use piwheels::master::tasks::{Skip, Stat, WebRequest};
@@ -18,7 +19,7 @@ use piwheels::protocol::{
     BuildState, FileState, ImportReply, ImportRequest, RebuildPart, TimeDelta, WireMessage,
 };
 use piwheels::testing::TestDb;
-use sha2::{Digest, Sha256};
+use rel_support::wheel;
 
 struct Rig {
     chase: MrChase,
@@ -112,29 +113,6 @@ impl Rig {
 
     fn count(&self, sql: &str) -> i64 {
         self.tdb.admin().query_one(sql, &[]).unwrap().get(0)
-    }
-}
-
-fn wheel(name: &str, content: &[u8]) -> FileState {
-    let mut h = Sha256::new();
-    h.update(content);
-    let parts: Vec<&str> = name.trim_end_matches(".whl").split('-').collect();
-    FileState {
-        filename: name.into(),
-        filesize: content.len() as u64,
-        filehash: hex(&h.finalize()),
-        package_tag: parts[0].into(),
-        package_version_tag: parts[1].into(),
-        py_version_tag: parts[2].into(),
-        abi_tag: parts[3].into(),
-        platform_tag: parts[4].into(),
-        requires_python: None,
-        dependencies: vec![
-            ("apt".into(), vec![]),
-            ("pip".into(), vec![]),
-            ("".into(), vec![]),
-        ],
-        location: "/simple".into(),
     }
 }
 
