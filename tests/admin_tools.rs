@@ -14,16 +14,7 @@ use piwheels::testing::TestDb;
 
 /// A master in dev mode (pages 3 s after a request), PyPI out of reach.
 fn master(tdb: TestDb) -> MasterProcess {
-    MasterProcess::start_on(
-        tdb,
-        &[
-            "--dev-mode",
-            "--pypi-xmlrpc",
-            "http://127.0.0.1:9/pypi",
-            "--pypi-json",
-            "http://127.0.0.1:9/pypi",
-        ],
-    )
+    MasterProcess::start_offline(tdb, None)
 }
 
 /// A database that knows the cp311 ABI.

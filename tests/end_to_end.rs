@@ -87,18 +87,7 @@ fn a_real_slave_builds_a_wheel_that_pip_installs_from_the_site() {
     // Dev mode: the secretary flushes after 3 s and an idle slave makes the
     // architect look again after 10 s. PyPI itself is out of reach here.
     let index_url = index.url();
-    let master = MasterProcess::start_on(
-        tdb,
-        &[
-            "--dev-mode",
-            "--pypi-simple",
-            &index_url,
-            "--pypi-xmlrpc",
-            "http://127.0.0.1:9/pypi",
-            "--pypi-json",
-            "http://127.0.0.1:9/pypi",
-        ],
-    );
+    let master = MasterProcess::start_offline(tdb, Some(&index_url));
     let build = work.path().join("build");
     std::fs::create_dir_all(&build).unwrap();
     let slave_log = work.path().join("slave.log");

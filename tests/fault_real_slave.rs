@@ -67,18 +67,7 @@ fn a_real_slave_killed_mid_build_is_expired_and_another_builds_the_job() {
     slow.pid_file = Some(pid_file.clone());
     index.add(&slow, "python3").unwrap();
     let index_url = index.url();
-    let master = MasterProcess::start_on(
-        tdb,
-        &[
-            "--dev-mode",
-            "--pypi-simple",
-            &index_url,
-            "--pypi-xmlrpc",
-            "http://127.0.0.1:9/pypi",
-            "--pypi-json",
-            "http://127.0.0.1:9/pypi",
-        ],
-    );
+    let master = MasterProcess::start_offline(tdb, Some(&index_url));
     // Busy timeout 3 s (expired at the next 10 s sweep); build timeout
     // 20 s, the exclusion window (and the slave's own limit on the build:
     // long enough to kill it first).

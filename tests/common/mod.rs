@@ -88,6 +88,22 @@ impl MasterProcess {
     }
 
     /// [`MasterProcess::start`] on a database the test prepared.
+    /// A master in dev mode (pages 3 s after a request) with PyPI out of
+    /// reach, and pip's index at `simple` if given.
+    pub fn start_offline(db: piwheels::testing::TestDb, simple: Option<&str>) -> MasterProcess {
+        let mut args = vec![
+            "--dev-mode",
+            "--pypi-xmlrpc",
+            "http://127.0.0.1:9/pypi",
+            "--pypi-json",
+            "http://127.0.0.1:9/pypi",
+        ];
+        if let Some(url) = simple {
+            args.extend(["--pypi-simple", url]);
+        }
+        Self::start_on(db, &args)
+    }
+
     pub fn start_on(db: piwheels::testing::TestDb, extra: &[&str]) -> MasterProcess {
         let mut p = Self::spawn_on(db, extra);
         p.wait_notify("READY=1", Duration::from_secs(30))
