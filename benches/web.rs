@@ -45,6 +45,61 @@ fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// CPU seconds (user, system) of the calling thread and of the whole
+/// process (exited helper threads included), from /proc.
+fn cpu_times() -> [f64; 4] {
+    fn read(path: &str) -> (f64, f64) {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let stat = std::fs::read_to_string(path).unwrap_or_default();
+        let after = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+        let f: Vec<f64> = after
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        (
+            f.get(11).copied().unwrap_or(0.0) / hz,
+            f.get(12).copied().unwrap_or(0.0) / hz,
+        )
+    }
+    let (tu, ts) = read("/proc/thread-self/stat");
+    let (pu, ps) = read("/proc/self/stat");
+    [tu, ts, pu, ps]
+}
+
+/// Runs a full rewrite and says where its CPU time went: the loop's
+/// thread (reading, rendering, writing temporary files) and the commit
+/// helpers (sync and renames). Returns the wall-clock seconds.
+fn timed_rewrite(web: &mut Web, db: &mut piwheels::db::Database) -> f64 {
+    let before = cpu_times();
+    let t = Instant::now();
+    let mono = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    };
+    let from = mono();
+    let waited = web.counters().commit_wait;
+    web.rewrite_all(db);
+    let secs = t.elapsed().as_secs_f64();
+    let waited = (web.counters().commit_wait - waited).as_secs_f64();
+    let after = cpu_times();
+    let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    println!(
+        "   cpu: loop thread {:.1}s user + {:.1}s system, {waited:.1}s waiting for commits; commit helpers {:.1}s user + {:.1}s system; wall {secs:.1}s (CLOCK_MONOTONIC {from:.3} to {:.3}, for perf -k CLOCK_MONOTONIC)",
+        d[0],
+        d[1],
+        d[2] - d[0],
+        d[3] - d[1],
+        mono()
+    );
+    secs
+}
+
 fn seed(tdb: &TestDb, packages: usize) {
     let n = packages as i64 - 1;
     let sql = format!(
@@ -155,12 +210,8 @@ fn rewrite(packages: usize, root: &Path) {
 
     // First pass: a new site (every directory and alias link is created).
     unsafe { libc::sync() };
-    let t = Instant::now();
-    web.rewrite_all(&mut db);
-    println!(
-        "first write of the site (directories and links created): {:.1}s",
-        t.elapsed().as_secs_f64()
-    );
+    let first = timed_rewrite(&mut web, &mut db);
+    println!("first write of the site (directories and links created): {first:.1}s");
     let before = web.counters();
 
     // Each timed phase starts with nothing dirty (the seeding left the
@@ -168,9 +219,7 @@ fn rewrite(packages: usize, root: &Path) {
     // SAFETY: sync has no preconditions.
     unsafe { libc::sync() };
     reset_hwm();
-    let t = Instant::now();
-    web.rewrite_all(&mut db);
-    let secs = t.elapsed().as_secs_f64();
+    let secs = timed_rewrite(&mut web, &mut db);
     // Read before anything of the benchmark's own allocates.
     let unchanged_hwm = vm_hwm_kib();
     let mut c = web.counters();
@@ -204,9 +253,7 @@ fn rewrite(packages: usize, root: &Path) {
         .expect("change every page");
     unsafe { libc::sync() };
     reset_hwm();
-    let t = Instant::now();
-    web.rewrite_all(&mut db);
-    let changed = t.elapsed().as_secs_f64();
+    let changed = timed_rewrite(&mut web, &mut db);
     let changed_hwm = vm_hwm_kib();
     println!(
         "full rewrite, every page changed: {changed:.1}s ({:.0} files/s), peak RSS {:.1} MiB",

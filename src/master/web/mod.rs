@@ -176,6 +176,10 @@ pub struct Counters {
     pub simple_indexes: u64,
     /// Buffer flushes that wrote something.
     pub flushes: u64,
+    /// How long full rewrites waited for their commit thread: near their
+    /// whole time when the disk is what limits them, near none when the
+    /// database and the templates are.
+    pub commit_wait: Duration,
 }
 
 /// Progress of a full rewrite: the last package written.
@@ -482,7 +486,7 @@ impl Web {
         let Some(tail) = full.tail.take() else {
             return;
         };
-        match tail.committer.finish() {
+        match tail.committer.finish(&mut self.counters.commit_wait) {
             Ok(()) => {
                 for (package, aliases) in tail.links {
                     self.scribe.link_aliases(&package, &aliases);
@@ -553,7 +557,7 @@ impl Web {
                 // this was the last chunk.
                 committer.hand_over(batch)?;
                 if n < REWRITE_CHUNK {
-                    std::mem::take(&mut committer).finish()?;
+                    std::mem::take(&mut committer).finish(&mut counters.commit_wait)?;
                 }
                 Ok(n)
             });
@@ -593,7 +597,7 @@ impl Web {
             Err(e) => {
                 // Nothing may be left committing; a failure there is this
                 // one again or the previous chunk's, written again below.
-                let _ = committer.finish();
+                let _ = committer.finish(&mut self.counters.commit_wait);
                 let from = previous_start.unwrap_or(start);
                 log::error!(target: target::THE_SCRIBE, "full rewrite: {e}; retrying from {from:?}");
                 if let Some(full) = self.full.as_mut() {
@@ -704,6 +708,8 @@ impl SitePages for Web {
 #[derive(Default)]
 struct Committer {
     running: Option<std::thread::JoinHandle<std::io::Result<usize>>>,
+    /// How long the caller waited for the thread to finish.
+    waited: Duration,
 }
 
 impl Committer {
@@ -735,15 +741,24 @@ impl Committer {
     }
 
     fn wait(&mut self) -> std::io::Result<()> {
-        match self.running.take().map(|h| h.join()) {
-            None | Some(Ok(Ok(_))) => Ok(()),
-            Some(Ok(Err(e))) => Err(e),
-            Some(Err(_)) => Err(std::io::Error::other("the commit thread panicked")),
+        let Some(running) = self.running.take() else {
+            return Ok(());
+        };
+        let t = Instant::now();
+        let joined = running.join();
+        self.waited += t.elapsed();
+        match joined {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(std::io::Error::other("the commit thread panicked")),
         }
     }
 
-    /// Waits for the last batch.
-    fn finish(mut self) -> std::io::Result<()> {
-        self.wait()
+    /// Waits for the last batch; adds the time the caller waited for the
+    /// thread, ever, to `waited`.
+    fn finish(mut self, waited: &mut Duration) -> std::io::Result<()> {
+        let done = self.wait();
+        *waited += self.waited;
+        done
     }
 }
