@@ -30,16 +30,17 @@ fn seed_n(tdb: &TestDb, packages: usize) {
         .unwrap();
 }
 
-/// Temporary files left anywhere under `dir`.
+/// Temporary files and directories left anywhere under `dir` (ours
+/// start `.piw-`).
 fn leftovers(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let name = e.file_name().to_string_lossy().into_owned();
-        if e.file_type().unwrap().is_dir() {
-            out.extend(leftovers(&e.path()));
-        } else if name.starts_with(".piw-") {
+        if name.starts_with(".piw-") {
             out.push(e.path().display().to_string());
+        } else if e.file_type().unwrap().is_dir() {
+            out.extend(leftovers(&e.path()));
         }
     }
     out
@@ -95,14 +96,17 @@ fn a_commit_failing_mid_chunk_is_retried_and_leaves_nothing_behind() {
     let out = scratch("failing-rewrite");
     let mut web = web(&out);
     let t0 = Instant::now();
-    // What a crash in the middle of a rewrite leaves: a staged temporary
-    // file of a process that is gone. The start removes it.
-    let staged = out.join("project/.piw-staging");
-    std::fs::create_dir_all(&staged).unwrap();
+    // What a crash in the middle of a rewrite leaves: package directories
+    // a process that is gone was building. The start removes them.
     let dead = (4_000_000u32..)
         .find(|p| !Path::new(&format!("/proc/{p}")).exists())
         .unwrap();
-    std::fs::write(staged.join(format!(".piw-{dead}-7.tmp")), "half a page").unwrap();
+    let building = out.join(format!("project/.piw-{dead}-7.tmp"));
+    std::fs::create_dir_all(building.join("json")).unwrap();
+    std::fs::write(building.join("json/index.json"), "half a page").unwrap();
+    let building = out.join(format!("simple/.piw-{dead}-8.tmp"));
+    std::fs::create_dir_all(&building).unwrap();
+    std::fs::write(building.join("index.html"), "half a page").unwrap();
     web.start(&mut db, t0, wall()).unwrap();
     assert_eq!(leftovers(&out), Vec::<String>::new());
     // A page that cannot be renamed into place: a non-empty directory

@@ -31,9 +31,7 @@ use super::pages::{
     self, HomePage, Project, ProjectPage, SITEMAP_PAGES, SITEMAP_URLS, SimpleIndex, Site, Sitemap,
 };
 use super::text::{json_str, segment};
-use super::writer::{
-    Batch, STAGING, ensure_dir, remove_if_exists, remove_stale_temps, safe_component,
-};
+use super::writer::{Batch, ensure_dir, remove_if_exists, remove_stale_temps, safe_component};
 use crate::db::ProjectRow;
 use crate::db::{Database, ProjectData};
 use crate::logging::target;
@@ -138,7 +136,7 @@ impl Scribe {
 
     /// A batch for a full rewrite: staged (see [`Batch::staged`]).
     pub fn staged_batch(&self) -> Batch {
-        self.batch().staged(&self.root)
+        self.batch().staged()
     }
 
     /// Creates the output directories, writes the assets, the static pages
@@ -149,17 +147,23 @@ impl Scribe {
         for dir in ["simple", "project", "logs"] {
             ensure_dir(&self.root.join(dir))?;
         }
-        let mut dirs = vec![self.root.clone(), self.root.join("simple")];
+        // Where pages and package directories are written (a staged batch
+        // builds new package directories next to where they go).
+        let mut dirs = vec![self.root.clone()];
         for top in fs::read_dir(&self.root)? {
-            let staging = top?.path().join(STAGING);
-            if staging.is_dir() {
-                dirs.push(staging);
+            let top = top?;
+            let name = top.file_name();
+            let name = name.to_string_lossy();
+            if top.file_type()?.is_dir()
+                && (name == "simple" || name == "project" || name.starts_with("simple-"))
+            {
+                dirs.push(top.path());
             }
         }
         for dir in dirs {
             let n = remove_stale_temps(&dir)?;
             if n > 0 {
-                log::warn!(target: target::THE_SCRIBE, "removed {n} stale temporary files in {}", dir.display());
+                log::warn!(target: target::THE_SCRIBE, "removed {n} temporary files or directories a crash left in {}", dir.display());
             }
         }
         let mut batch = self.batch();
