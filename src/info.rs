@@ -123,9 +123,7 @@ pub fn cpu_temp() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Size and free space (available to unprivileged users) of the file system
-/// holding `path`, in bytes: `f_blocks * f_frsize` and `f_bavail * f_frsize`.
-pub fn disk_usage(path: &Path) -> std::io::Result<(u64, u64)> {
+fn statvfs(path: &Path) -> std::io::Result<libc::statvfs> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
@@ -136,8 +134,23 @@ pub fn disk_usage(path: &Path) -> std::io::Result<(u64, u64)> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    Ok(st)
+}
+
+/// Size and free space (available to unprivileged users) of the file system
+/// holding `path`, in bytes: `f_blocks * f_frsize` and `f_bavail * f_frsize`.
+pub fn disk_usage(path: &Path) -> std::io::Result<(u64, u64)> {
+    let st = statvfs(path)?;
     let frsize = st.f_frsize as u64;
     Ok((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
+}
+
+/// Inodes of the file system holding `path`, and how many are free to
+/// unprivileged users (`f_files`, `f_favail`); None where the file system
+/// has no fixed number of them (btrfs, for one, reports 0).
+pub fn inode_usage(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
+    let st = statvfs(path)?;
+    Ok((st.f_files > 0).then_some((st.f_files as u64, st.f_favail as u64)))
 }
 
 #[cfg(test)]

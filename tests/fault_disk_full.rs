@@ -2,8 +2,9 @@
 //! temp file, the slave told DONE, no build recorded with it), the master
 //! pauses (idle slaves get SLEEP) and says why, and resumes by itself when
 //! space comes back; the same holds for free space falling under
-//! `--disk-low-water`. The output path is a small tmpfs mounted by the test
-//! (skipped, with a message, where mounting is not permitted).
+//! `--disk-low-water`, and for free inodes falling under 1% of them. The
+//! output path is a small tmpfs mounted by the test (skipped, with a
+//! message, where mounting is not permitted).
 
 mod common;
 mod rel_support;
@@ -23,9 +24,9 @@ const MIB: usize = 1 << 20;
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+    fn mount(at: &Path, options: &str) -> Option<Tmpfs> {
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(at)
             .status()
             .is_ok_and(|s| s.success());
@@ -37,6 +38,34 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
+}
+
+/// A dev-mode master writing to a tmpfs mounted with `options`, with a
+/// low-water mark of 1 MiB; None (and a message) where mounting is not
+/// permitted. The first item unmounts the tmpfs, then removes its directory.
+fn master_on_tmpfs(
+    tag: &str,
+    options: &str,
+    db: piwheels::testing::TestDb,
+) -> Option<((Tmpfs, TempDir), PathBuf, MasterProcess)> {
+    let mnt_dir = TempDir::new(tag);
+    let www = mnt_dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let Some(tmpfs) = Tmpfs::mount(&www, options) else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return None;
+    };
+    let master = MasterProcess::start_on(
+        db,
+        &[
+            "--output-path",
+            www.to_str().unwrap(),
+            "--disk-low-water",
+            "1",
+            "--dev-mode",
+        ],
+    );
+    Some(((tmpfs, mnt_dir), www, master))
 }
 
 /// Sends IDLE until the reply satisfies `want`.
@@ -57,23 +86,11 @@ fn idle_until(slave: &SimSlave, want: impl Fn(&SlaveReply) -> bool, what: &str) 
 
 #[test]
 fn a_full_output_disk_pauses_builds_and_space_coming_back_resumes_them() {
-    let mnt_dir = TempDir::new("tmpfs");
-    let www = mnt_dir.path().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    let Some(_tmpfs) = Tmpfs::mount(&www, "8m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+    let Some((_tmpfs, www, master)) =
+        master_on_tmpfs("tmpfs", "size=8m", seeded_db(&[("foo", "1.0")]))
+    else {
         return;
     };
-    let master = MasterProcess::start_on(
-        seeded_db(&[("foo", "1.0")]),
-        &[
-            "--output-path",
-            www.to_str().unwrap(),
-            "--disk-low-water",
-            "1",
-            "--dev-mode",
-        ],
-    );
     let simple = www.join("simple");
     let filler = www.join("filler");
     std::fs::write(&filler, vec![1u8; 4 * MIB]).unwrap();
@@ -150,4 +167,51 @@ fn a_full_output_disk_pauses_builds_and_space_coming_back_resumes_them() {
         "not resumed after the filler went",
     );
     assert_eq!(master.stderr().matches("resuming builds").count(), 2);
+}
+
+#[test]
+fn running_out_of_inodes_pauses_builds_until_some_are_free() {
+    // 2,000 inodes: the guard's mark is 1% of them, 20. Nothing to
+    // build: an idle slave is told to sleep either way, and the reply says
+    // whether the master is paused.
+    let Some((_tmpfs, www, master)) =
+        master_on_tmpfs("tmpfs-inodes", "size=64m,nr_inodes=2000", seeded_db(&[]))
+    else {
+        return;
+    };
+    let slave = SimSlave::connect(&master);
+    assert!(matches!(
+        slave.request(&hello(300, 2, "sim")),
+        SlaveReply::Ack { .. }
+    ));
+    // Gigabytes would be free; inodes are not.
+    let filler = www.join("filler");
+    std::fs::create_dir(&filler).unwrap();
+    let mut made = 0;
+    loop {
+        let (_, free) = piwheels::info::inode_usage(&www).unwrap().unwrap();
+        if free <= 10 {
+            break;
+        }
+        std::fs::write(filler.join(made.to_string()), "").unwrap();
+        made += 1;
+    }
+    idle_until(
+        &slave,
+        |r| *r == SlaveReply::Sleep { paused: true },
+        &format!("not paused when out of inodes: {}", master.stderr()),
+    );
+    let log = master.stderr();
+    assert!(log.contains("output disk out of inodes: only"), "{log}");
+    std::fs::remove_dir_all(&filler).unwrap();
+    idle_until(
+        &slave,
+        |r| *r != SlaveReply::Sleep { paused: true },
+        "not resumed after inodes came back",
+    );
+    assert!(
+        master
+            .stderr()
+            .contains("inodes free again, resuming builds")
+    );
 }

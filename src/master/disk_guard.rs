@@ -10,6 +10,34 @@
 //! - resume when free space is above twice the low-water mark and, after a
 //!   failed write, at least a low-water mark more than when it failed (the
 //!   file that did not fit must fit next time).
+//!
+//! The master keeps one guard for bytes and one for inodes: 100,000
+//! packages' pages alone take about 800,000 inodes, which a default
+//! `mkfs.ext4` of a small SD card or USB disk runs out of while gigabytes
+//! are free.
+
+/// What a guard counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Inodes,
+}
+
+impl Unit {
+    fn show(self, n: u64) -> String {
+        match self {
+            Unit::Bytes => format!("{} MiB", n >> 20),
+            Unit::Inodes => format!("{n} inodes"),
+        }
+    }
+}
+
+/// The inode guard's low-water mark on a file system of `total` inodes:
+/// 1% of them, at most 20,000 (a few thousand packages' pages, or a day
+/// of builds and their logs).
+pub fn inode_low_water(total: u64) -> u64 {
+    (total / 100).min(20_000)
+}
 
 /// What the master should do after a reading or a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +51,7 @@ pub enum DiskAction {
 /// The guard's state.
 #[derive(Debug)]
 pub struct DiskGuard {
+    unit: Unit,
     low_water: u64,
     /// Readings may pause (off after a monitor's WAKE overrode the guard,
     /// until space rose above twice the mark).
@@ -32,8 +61,15 @@ pub struct DiskGuard {
 }
 
 impl DiskGuard {
+    /// A guard of free bytes.
     pub fn new(low_water: u64) -> DiskGuard {
+        DiskGuard::of(Unit::Bytes, low_water)
+    }
+
+    /// A guard of `unit`, pausing at `low_water` of them.
+    pub fn of(unit: Unit, low_water: u64) -> DiskGuard {
         DiskGuard {
+            unit,
             low_water,
             armed: true,
             resume_above: None,
@@ -52,6 +88,17 @@ impl DiskGuard {
         self.armed = false;
     }
 
+    /// Moves the low-water mark (the inode guard's depends on the file
+    /// system, known at the first reading).
+    pub fn set_low_water(&mut self, low_water: u64) {
+        self.low_water = low_water;
+    }
+
+    /// Where the guard pauses.
+    pub fn low_water(&self) -> u64 {
+        self.low_water
+    }
+
     /// A free-space reading of the output path.
     pub fn on_reading(&mut self, free: u64) -> Option<DiskAction> {
         if free > self.low_water.saturating_mul(2) {
@@ -60,16 +107,22 @@ impl DiskGuard {
         match self.resume_above {
             None if self.armed && free <= self.low_water => {
                 self.resume_above = Some(self.low_water.saturating_mul(2));
-                Some(DiskAction::Pause(format!(
-                    "output disk full: only {} free, pausing builds",
-                    mib(free)
-                )))
+                Some(DiskAction::Pause(match self.unit {
+                    Unit::Bytes => format!(
+                        "output disk full: only {} free, pausing builds",
+                        self.unit.show(free)
+                    ),
+                    Unit::Inodes => format!(
+                        "output disk out of inodes: only {} free, pausing builds",
+                        self.unit.show(free)
+                    ),
+                }))
             }
             Some(need) if free > need => {
                 self.resume_above = None;
                 Some(DiskAction::Resume(format!(
                     "output disk has {} free again, resuming builds",
-                    mib(free)
+                    self.unit.show(free)
                 )))
             }
             _ => None,
@@ -86,20 +139,44 @@ impl DiskGuard {
         self.resume_above = Some(self.resume_above.unwrap_or(0).max(need));
         (!was_holding).then(|| {
             DiskAction::Pause(format!(
-                "cannot store files ({why}): pausing builds until {} is free",
-                mib(need)
+                "cannot store files ({why}): pausing builds until {} {} free",
+                self.unit.show(need),
+                if self.unit == Unit::Bytes {
+                    "is"
+                } else {
+                    "are"
+                }
             ))
         })
     }
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{} MiB", bytes >> 20)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_inode_guard_speaks_of_inodes() {
+        assert_eq!(inode_low_water(786_432), 7_864);
+        assert_eq!(inode_low_water(16_000_000), 20_000);
+        let mut g = DiskGuard::of(Unit::Inodes, inode_low_water(2_000));
+        assert_eq!(g.on_reading(21), None);
+        let Some(DiskAction::Pause(why)) = g.on_reading(20) else {
+            panic!()
+        };
+        assert_eq!(
+            why,
+            "output disk out of inodes: only 20 inodes free, pausing builds"
+        );
+        let Some(DiskAction::Resume(why)) = g.on_reading(41) else {
+            panic!()
+        };
+        assert!(why.contains("41 inodes free again"), "{why}");
+        let Some(DiskAction::Pause(why)) = g.on_full(3, "No space left on device") else {
+            panic!()
+        };
+        assert!(why.ends_with("until 40 inodes are free"), "{why}");
+    }
 
     const MIB: u64 = 1 << 20;
 

@@ -127,6 +127,9 @@ pub struct Master {
     monitor_paused: bool,
     /// Pauses on a full output disk and resumes when space is back.
     disk_guard: DiskGuard,
+    /// The same for the output disk's inodes (its mark is set at the
+    /// first reading, from the file system's number of inodes).
+    inode_guard: DiskGuard,
 }
 
 impl Master {
@@ -228,6 +231,7 @@ impl Master {
             paused: false,
             monitor_paused: false,
             disk_guard,
+            inode_guard: DiskGuard::of(disk_guard::Unit::Inodes, 0),
         })
     }
 
@@ -547,11 +551,22 @@ impl Master {
         for alert in self.slave_driver.take_alerts() {
             match alert {
                 Alert::Storage(why) => {
-                    // Without a reading, wait for a low-water mark more than none.
-                    let free = crate::info::disk_usage(&self.config.output_path)
-                        .map(|(_, free)| free)
-                        .unwrap_or(0);
-                    let action = self.disk_guard.on_full(free, &why);
+                    // ENOSPC is the same error for bytes and inodes: the
+                    // inodes are to blame when they are the ones short.
+                    let inodes = self.read_inodes();
+                    let action = match inodes {
+                        Some(free) if free <= self.inode_guard.low_water() => {
+                            self.inode_guard.on_full(free, &why)
+                        }
+                        _ => {
+                            // Without a reading, wait for a low-water mark
+                            // more than none.
+                            let free = crate::info::disk_usage(&self.config.output_path)
+                                .map(|(_, free)| free)
+                                .unwrap_or(0);
+                            self.disk_guard.on_full(free, &why)
+                        }
+                    };
                     self.on_disk_action(action);
                 }
             }
@@ -627,6 +642,7 @@ impl Master {
                 // The operator's word overrides the disk guard too.
                 self.monitor_paused = false;
                 self.disk_guard.wake();
+                self.inode_guard.wake();
                 self.resume();
                 self.slave_driver.control(SlaveControl::Wake, None);
                 return None;
@@ -728,6 +744,19 @@ impl Master {
                 self.config.output_path.display()
             ),
         }
+        if let Some(free) = self.read_inodes() {
+            let action = self.inode_guard.on_reading(free);
+            self.on_disk_action(action);
+        }
+    }
+
+    /// Free inodes of the output path (None where the file system has no
+    /// fixed number, or it cannot be read); sets the inode guard's mark.
+    fn read_inodes(&mut self) -> Option<u64> {
+        let (total, free) = crate::info::inode_usage(&self.config.output_path).ok()??;
+        self.inode_guard
+            .set_low_water(disk_guard::inode_low_water(total));
+        Some(free)
     }
 
     fn on_disk_action(&mut self, action: Option<DiskAction>) {
@@ -735,6 +764,11 @@ impl Master {
             Some(DiskAction::Pause(why)) => {
                 log::error!(target: target::MASTER, "{why} ({})", self.config.output_path.display());
                 self.pause(&why);
+            }
+            Some(DiskAction::Resume(why))
+                if self.disk_guard.is_holding() || self.inode_guard.is_holding() =>
+            {
+                log::warn!(target: target::MASTER, "{why}, but the output disk is still short of space or inodes");
             }
             Some(DiskAction::Resume(why)) if !self.monitor_paused => {
                 log::warn!(target: target::MASTER, "{why} ({})", self.config.output_path.display());
