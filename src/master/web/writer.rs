@@ -156,8 +156,9 @@ impl Batch {
     /// written in it at their own names, and the whole directory is
     /// renamed into place at commit, after the sync. That is one rename a
     /// directory instead of one a page, and within one parent (measured
-    /// at 100,000 new packages: faster than staging each page's temporary
-    /// file elsewhere and moving it in). Readers see no directory or a
+    /// at 100,000 new packages: the committing thread's system time fell
+    /// from 36 s to 14 s against staging each page's temporary file
+    /// elsewhere and moving it in). Readers see no directory or a
     /// complete one; after a crash, the temporary directory is left, and
     /// [`remove_stale_temps`] takes it away.
     ///
