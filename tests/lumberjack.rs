@@ -156,7 +156,8 @@ fn a_flush_is_one_transaction_of_at_most_eight_round_trips() {
     };
     assert_eq!(report.rows, 1000);
     assert_eq!(report.transactions, 1);
-    // BEGIN, SET LOCAL synchronous_commit, one statement per table, COMMIT.
+    // BEGIN, asynchronous commit (and the transaction id), one statement
+    // per table, COMMIT.
     assert_eq!(report.round_trips, 8);
     assert_eq!(lj.pending(), 0);
     assert_eq!(counts(&tdb), [200; 5]);

@@ -7,8 +7,8 @@
 //! transaction** holding at most one statement per kind of hit (the stored
 //! functions `log_download`, `log_search`, `log_project`, `log_json` and
 //! `log_page`, applied to arrays with `unnest`): at most eight round trips
-//! however many hits (`BEGIN`, `SET LOCAL synchronous_commit TO OFF`, five
-//! statements, `COMMIT`). The commit does not wait for the disk: hits are
+//! however many hits (`BEGIN`, `synchronous_commit` off for the transaction
+//! with its id returned, five statements, `COMMIT`). The commit does not wait for the disk: hits are
 //! statistics, and a crash losing the last moments of them is a better
 //! deal than an fsync in every turn of the poll loop.
 //!
@@ -49,8 +49,11 @@
 //!   try again. The buffer holds [`CAPACITY`] hits; past that, new hits are
 //!   dropped and counted, and the count is logged when the buffer first
 //!   overflows, every minute while it does, and when the database is back.
-//!   A connection lost during `COMMIT` leaves the outcome unknown: the hits
-//!   are written again, so they may appear twice (never lost silently).
+//!   A connection lost during `COMMIT` leaves the outcome unknown: before
+//!   writing again, the lumberjack asks the server (`txid_status` of the
+//!   transaction, whose id the first statement returned) and drops the
+//!   hits that did get in; only when the server cannot tell (after three
+//!   asks) are they written again and may appear twice.
 //!   A statement the server refuses for its data (SQLSTATE classes 22 and
 //!   23) is retried hit by hit to find and drop the culprit; any other
 //!   refusal (permissions, a missing function) keeps everything and retries
@@ -293,6 +296,10 @@ pub struct Lumberjack {
     capacity: usize,
     paused: bool,
     retry_at: Option<Instant>,
+    /// (transaction id, hits) of a flush whose COMMIT went unanswered.
+    in_doubt: Option<(i64, usize)>,
+    /// Times `txid_status` could not tell about `in_doubt`.
+    in_doubt_asked: u32,
     /// Set while the database is failing: the error first seen.
     outage: Option<String>,
     /// Hits dropped since the buffer last had room.
@@ -321,6 +328,8 @@ impl Lumberjack {
             capacity,
             paused: false,
             retry_at: None,
+            in_doubt: None,
+            in_doubt_asked: 0,
             outage: None,
             dropping: 0,
             downloads_unreported: 0,
@@ -481,9 +490,13 @@ impl Lumberjack {
     }
 
     fn write(&mut self, db: &mut Database, now: Instant) -> Flush {
+        if let Some(flush) = self.settle_in_doubt(db, now) {
+            return flush;
+        }
         let n = self.buffer.len().min(FLUSH_MAX);
         let batch = Batch::new(self.buffer.range(..n));
-        let result = db.transaction(|db| db.log_hits(&batch));
+        let mut txid = None;
+        let result = db.transaction(|db| db.log_hits(&batch, &mut txid));
         match result {
             Ok(statements) => {
                 let report = FlushReport {
@@ -496,7 +509,78 @@ impl Lumberjack {
                 Flush::Written(report)
             }
             Err(DbError::Query(e)) if is_data_error(&e) => self.write_one_by_one(db, n, now),
-            Err(e) => self.failed(e, now),
+            Err(e) => {
+                // The connection went before COMMIT was answered: the hits
+                // may be in. Asked before they are written again.
+                if matches!(e, DbError::Lost(_)) {
+                    self.in_doubt = txid.map(|id| (id, n));
+                }
+                self.failed(e, now)
+            }
+        }
+    }
+
+    /// Before writing after a lost connection: asks the server whether the
+    /// transaction that was committing then got in, and if it did, counts
+    /// its hits as written instead of writing them twice. Some(flush) when
+    /// the answer has to wait (the database is still away, or the
+    /// transaction is still finishing).
+    fn settle_in_doubt(&mut self, db: &mut Database, now: Instant) -> Option<Flush> {
+        let (txid, n) = self.in_doubt?;
+        let answer = db.hits_committed(txid);
+        if !matches!(answer, Ok(None)) {
+            self.in_doubt_asked = 0;
+        }
+        match answer {
+            Ok(Some(true)) => {
+                self.in_doubt = None;
+                log::warn!(
+                    target: target::LUMBERJACK,
+                    "the {n} hits whose commit went unanswered were saved; not writing them again"
+                );
+                let n = n.min(self.buffer.len());
+                self.committed(
+                    n,
+                    FlushReport {
+                        rows: n,
+                        transactions: 1,
+                        round_trips: 1,
+                        refused: 0,
+                    },
+                );
+                None
+            }
+            Ok(Some(false)) => {
+                self.in_doubt = None;
+                None
+            }
+            Ok(None) => {
+                // Still finishing on the server, or forgotten: ask once
+                // more later, then write them again.
+                self.in_doubt_asked += 1;
+                if self.in_doubt_asked >= 3 {
+                    self.in_doubt = None;
+                    log::warn!(
+                        target: target::LUMBERJACK,
+                        "cannot tell whether {n} hits were saved before the connection went; writing them again"
+                    );
+                    return None;
+                }
+                self.retry_at = Some(now + RETRY_MIN);
+                Some(Flush::Waiting(now + RETRY_MIN))
+            }
+            Err(e) if e.is_unavailable() || matches!(e, DbError::Lost(_)) => {
+                self.in_doubt_asked = 0;
+                Some(self.failed(e, now))
+            }
+            Err(e) => {
+                self.in_doubt = None;
+                log::warn!(
+                    target: target::LUMBERJACK,
+                    "cannot ask whether {n} hits were saved ({e}); writing them again"
+                );
+                None
+            }
         }
     }
 
@@ -509,7 +593,8 @@ impl Lumberjack {
                 break;
             };
             let batch = Batch::new(std::iter::once(hit));
-            match db.transaction(|db| db.log_hits(&batch)) {
+            let mut txid = None;
+            match db.transaction(|db| db.log_hits(&batch, &mut txid)) {
                 Ok(statements) => {
                     report.round_trips += statements + 2;
                     report.transactions += 1;
@@ -528,6 +613,9 @@ impl Lumberjack {
                     self.minute.refused += 1;
                 }
                 Err(e) => {
+                    if matches!(e, DbError::Lost(_)) {
+                        self.in_doubt = txid.map(|id| (id, 1));
+                    }
                     self.totals.round_trips += u64::from(report.round_trips);
                     self.totals.transactions += u64::from(report.transactions);
                     return self.failed(e, now);
@@ -733,7 +821,12 @@ impl Batch {
     }
 }
 
-const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit TO OFF";
+/// Makes the commit asynchronous and returns the transaction's id, to ask
+/// `txid_status` whether it committed if the answer to COMMIT is lost.
+const ASYNC_COMMIT: &str = "SELECT set_config('synchronous_commit', 'off', true), txid_current()";
+
+/// What `txid_status` says of a transaction whose COMMIT went unanswered.
+const TX_STATUS: &str = "SELECT txid_status($1)";
 
 // One statement per table: the stored function applied to every row of the
 // parallel arrays (one array per argument; NULLs allowed in the optional ones).
@@ -757,11 +850,14 @@ impl Database {
     /// commit asynchronous). Returns the number of statements (round trips)
     /// made. Meant to run inside
     /// [`Database::transaction`].
-    fn log_hits(&mut self, b: &Batch) -> Result<u32, DbError> {
+    fn log_hits(&mut self, b: &Batch, txid: &mut Option<i64>) -> Result<u32, DbError> {
         // Hit counts are statistics: not waiting for the WAL flush at commit
         // (a crash may lose the last moments of hits, never corrupt
         // anything) takes the disk's fsync out of every poll-loop turn.
-        self.run(Retry::Unsafe, |c| c.execute(ASYNC_COMMIT, &[]))?;
+        let id: i64 = self.run(Retry::Unsafe, |c| {
+            Ok(c.query_one(ASYNC_COMMIT, &[])?.get(1))
+        })?;
+        *txid = Some(id);
         let mut statements = 1;
         for (sql, cols) in [(LOG_DOWNLOADS, &b.downloads), (LOG_SEARCHES, &b.searches)] {
             if cols.name.is_empty() {
@@ -793,6 +889,20 @@ impl Database {
             statements += 1;
         }
         Ok(statements)
+    }
+
+    /// Whether transaction `txid` committed: Some(true) or Some(false), or
+    /// None while it is still running or when the server no longer knows
+    /// (too old).
+    fn hits_committed(&mut self, txid: i64) -> Result<Option<bool>, DbError> {
+        let status: Option<String> = self.run(Retry::Safe, |c| {
+            Ok(c.query_one(TX_STATUS, &[&txid])?.get(0))
+        })?;
+        Ok(match status.as_deref() {
+            Some("committed") => Some(true),
+            Some("aborted") => Some(false),
+            _ => None,
+        })
     }
 }
 
@@ -862,6 +972,55 @@ mod tests {
             let e = Hit::from_message(msg).unwrap_err();
             assert!(e.contains(why), "{e}");
         }
+    }
+
+    /// A transaction of the test database's own, committed or not; its id.
+    fn finished_transaction(tdb: &crate::testing::TestDb, commit: bool) -> i64 {
+        let mut admin = tdb.admin();
+        let mut tx = admin.transaction().unwrap();
+        let id: i64 = tx.query_one("SELECT txid_current()", &[]).unwrap().get(0);
+        if commit {
+            tx.commit().unwrap();
+        } else {
+            tx.rollback().unwrap();
+        }
+        id
+    }
+
+    #[test]
+    fn hits_whose_commit_went_unanswered_are_written_once() {
+        let tdb = crate::testing::TestDb::new();
+        let mut db = tdb.database();
+        let pages = |tdb: &crate::testing::TestDb| -> i64 {
+            tdb.admin()
+                .query_one("SELECT count(*) FROM web_page_hits", &[])
+                .unwrap()
+                .get(0)
+        };
+        let now = Instant::now();
+        let mut lj = Lumberjack::new();
+        // Committed: the server has them, they are counted, not written.
+        for _ in 0..3 {
+            lj.on_message(page("home"));
+        }
+        lj.in_doubt = Some((finished_transaction(&tdb, true), 2));
+        assert!(matches!(lj.flush(&mut db, now), Flush::Written(_)));
+        assert_eq!(pages(&tdb), 1, "only the hit after the two in doubt");
+        assert_eq!(lj.totals().written_total(), 3);
+        assert_eq!((lj.pending(), lj.in_doubt), (0, None));
+        // Aborted: written again.
+        for _ in 0..2 {
+            lj.on_message(page("home"));
+        }
+        lj.in_doubt = Some((finished_transaction(&tdb, false), 2));
+        assert!(matches!(lj.flush(&mut db, now), Flush::Written(_)));
+        assert_eq!(pages(&tdb), 3);
+        // Unknown to the server (an id it never gave out is "in the
+        // future", an error): written again rather than lost.
+        lj.on_message(page("home"));
+        lj.in_doubt = Some((i64::from(i32::MAX), 1));
+        assert!(matches!(lj.flush(&mut db, now), Flush::Written(_)));
+        assert_eq!(pages(&tdb), 4);
     }
 
     #[test]
