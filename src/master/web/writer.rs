@@ -322,12 +322,10 @@ impl Batch {
             }
         }
         let mut first_error = None;
-        let mut done = self.files - self.pending.len();
         // A directory built inside another is moved with it: only
         // outermost ones are listed, and none is inside another's target.
         for (tmp, target) in std::mem::take(&mut self.new_dirs) {
             if let Err(e) = fs::rename(&tmp, &target) {
-                done -= count_files(&tmp).min(done);
                 let _ = fs::remove_dir_all(&tmp);
                 first_error.get_or_insert(io::Error::new(
                     e.kind(),
@@ -336,14 +334,12 @@ impl Batch {
             }
         }
         let pending = std::mem::take(&mut self.pending);
-        let (renamed, error) = rename_all(&pending);
-        done += renamed;
-        if let Some(e) = error {
+        if let Some(e) = rename_all(&pending) {
             first_error.get_or_insert(e);
         }
         match first_error {
             Some(e) => Err(e),
-            None => Ok(done),
+            None => Ok(self.files),
         }
     }
 }
@@ -357,32 +353,25 @@ fn open_for(target: &Path, inside: Option<PathBuf>) -> io::Result<TempFile> {
     }
 }
 
-/// Files under `dir` (for the count of a failed commit).
-fn count_files(dir: &Path) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => count_files(&e.path()),
-            _ => 1,
-        })
-        .sum()
+/// Creates the directory `path` with mode 0755, whatever the umask.
+fn create_dir_0755(path: &Path) -> io::Result<()> {
+    fs::create_dir(path)?;
+    if umask_restricts() {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
 }
 
-/// Makes `path`, a directory of ours, with mode 0755; one that is there
-/// already is fine.
+/// Makes `path`, a directory of ours; one that is there already is fine.
 fn make_dir(path: &Path) -> io::Result<()> {
-    match fs::create_dir(path) {
-        Ok(()) => {
-            if umask_restricts() {
-                fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
-            }
+    match create_dir_0755(path) {
+        Err(e)
+            if e.kind() == io::ErrorKind::AlreadyExists
+                && fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) =>
+        {
             Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
-        Err(e) => Err(e),
+        other => other,
     }
 }
 
@@ -409,9 +398,9 @@ const RENAMERS: usize = 4;
 /// Below this many files a batch renames them on the calling thread.
 const RENAMES_PER_THREAD: usize = 128;
 
-/// Renames every `(temporary, target)`; the returned count is of files
-/// published, the error the first failure (its temporary is removed).
-fn rename_all(pending: &[(PathBuf, PathBuf)]) -> (usize, Option<io::Error>) {
+/// Renames every `(temporary, target)`; the error is the first failure
+/// (its temporary is removed, the others are renamed all the same).
+fn rename_all(pending: &[(PathBuf, PathBuf)]) -> Option<io::Error> {
     let threads = (pending.len() / RENAMES_PER_THREAD).clamp(1, RENAMERS);
     if threads == 1 {
         return rename_each(pending);
@@ -419,7 +408,6 @@ fn rename_all(pending: &[(PathBuf, PathBuf)]) -> (usize, Option<io::Error>) {
     let share = pending.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let mut running = Vec::new();
-        let mut done = 0;
         let mut first_error = None;
         for part in pending.chunks(share) {
             let spawned = std::thread::Builder::new()
@@ -429,46 +417,32 @@ fn rename_all(pending: &[(PathBuf, PathBuf)]) -> (usize, Option<io::Error>) {
             match spawned {
                 Ok(handle) => running.push(handle),
                 // No thread to be had: this one does that part.
-                Err(_) => {
-                    let (n, e) = rename_each(part);
-                    done += n;
-                    first_error = first_error.or(e);
-                }
+                Err(_) => first_error = first_error.or(rename_each(part)),
             }
         }
         for handle in running {
-            match handle.join() {
-                Ok((n, e)) => {
-                    done += n;
-                    first_error = first_error.or(e);
-                }
-                Err(_) => {
-                    first_error =
-                        first_error.or(Some(io::Error::other("a rename thread panicked")));
-                }
-            }
+            let failed = handle
+                .join()
+                .unwrap_or_else(|_| Some(io::Error::other("a rename thread panicked")));
+            first_error = first_error.or(failed);
         }
-        (done, first_error)
+        first_error
     })
 }
 
 /// [`rename_all`] on the calling thread.
-fn rename_each(pending: &[(PathBuf, PathBuf)]) -> (usize, Option<io::Error>) {
-    let mut done = 0;
+fn rename_each(pending: &[(PathBuf, PathBuf)]) -> Option<io::Error> {
     let mut first_error = None;
     for (tmp, target) in pending {
-        match fs::rename(tmp, target) {
-            Ok(()) => done += 1,
-            Err(e) => {
-                let _ = fs::remove_file(tmp);
-                first_error.get_or_insert(io::Error::new(
-                    e.kind(),
-                    format!("cannot rename over {}: {e}", target.display()),
-                ));
-            }
+        if let Err(e) = fs::rename(tmp, target) {
+            let _ = fs::remove_file(tmp);
+            first_error.get_or_insert(io::Error::new(
+                e.kind(),
+                format!("cannot rename over {}: {e}", target.display()),
+            ));
         }
     }
-    (done, first_error)
+    first_error
 }
 
 /// Whether `target` is a regular file of mode 0644 whose bytes are exactly
@@ -544,13 +518,8 @@ pub fn ensure_dir(path: &Path) -> io::Result<()> {
         return Ok(());
     }
     for _ in 0..5 {
-        match fs::create_dir(path) {
-            Ok(()) => {
-                if umask_restricts() {
-                    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
-                }
-                return Ok(());
-            }
+        match create_dir_0755(path) {
+            Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let meta = fs::symlink_metadata(path)?;
                 if meta.file_type().is_symlink() {
