@@ -289,6 +289,27 @@ struct Minute {
     logged: u32,
 }
 
+/// A flush whose COMMIT went unanswered: its transaction, the hits at the
+/// front of the buffer it held, and how often the server could not tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InDoubt {
+    txid: i64,
+    hits: usize,
+    asked: u32,
+}
+
+impl InDoubt {
+    /// The transaction `txid` if there was one (the connection may have
+    /// broken before it had an id).
+    fn of(txid: Option<i64>, hits: usize) -> Option<InDoubt> {
+        txid.map(|txid| InDoubt {
+            txid,
+            hits,
+            asked: 0,
+        })
+    }
+}
+
 /// The lumberjack task.
 #[derive(Debug)]
 pub struct Lumberjack {
@@ -296,10 +317,8 @@ pub struct Lumberjack {
     capacity: usize,
     paused: bool,
     retry_at: Option<Instant>,
-    /// (transaction id, hits) of a flush whose COMMIT went unanswered.
-    in_doubt: Option<(i64, usize)>,
-    /// Times `txid_status` could not tell about `in_doubt`.
-    in_doubt_asked: u32,
+    /// A flush whose COMMIT went unanswered.
+    in_doubt: Option<InDoubt>,
     /// Set while the database is failing: the error first seen.
     outage: Option<String>,
     /// Hits dropped since the buffer last had room.
@@ -329,7 +348,6 @@ impl Lumberjack {
             paused: false,
             retry_at: None,
             in_doubt: None,
-            in_doubt_asked: 0,
             outage: None,
             dropping: 0,
             downloads_unreported: 0,
@@ -513,7 +531,7 @@ impl Lumberjack {
                 // The connection went before COMMIT was answered: the hits
                 // may be in. Asked before they are written again.
                 if matches!(e, DbError::Lost(_)) {
-                    self.in_doubt = txid.map(|id| (id, n));
+                    self.in_doubt = InDoubt::of(txid, n);
                 }
                 self.failed(e, now)
             }
@@ -526,14 +544,10 @@ impl Lumberjack {
     /// the answer has to wait (the database is still away, or the
     /// transaction is still finishing).
     fn settle_in_doubt(&mut self, db: &mut Database, now: Instant) -> Option<Flush> {
-        let (txid, n) = self.in_doubt?;
-        let answer = db.hits_committed(txid);
-        if !matches!(answer, Ok(None)) {
-            self.in_doubt_asked = 0;
-        }
-        match answer {
+        let doubt = self.in_doubt.take()?;
+        let n = doubt.hits;
+        match db.hits_committed(doubt.txid) {
             Ok(Some(true)) => {
-                self.in_doubt = None;
                 log::warn!(
                     target: target::LUMBERJACK,
                     "the {n} hits whose commit went unanswered were saved; not writing them again"
@@ -550,31 +564,29 @@ impl Lumberjack {
                 );
                 None
             }
-            Ok(Some(false)) => {
-                self.in_doubt = None;
+            Ok(Some(false)) => None,
+            Ok(None) if doubt.asked + 1 >= 3 => {
+                log::warn!(
+                    target: target::LUMBERJACK,
+                    "cannot tell whether {n} hits were saved before the connection went; writing them again"
+                );
                 None
             }
             Ok(None) => {
-                // Still finishing on the server, or forgotten: ask once
-                // more later, then write them again.
-                self.in_doubt_asked += 1;
-                if self.in_doubt_asked >= 3 {
-                    self.in_doubt = None;
-                    log::warn!(
-                        target: target::LUMBERJACK,
-                        "cannot tell whether {n} hits were saved before the connection went; writing them again"
-                    );
-                    return None;
-                }
+                // Still finishing on the server, or forgotten: ask again
+                // later, then write them again.
+                self.in_doubt = Some(InDoubt {
+                    asked: doubt.asked + 1,
+                    ..doubt
+                });
                 self.retry_at = Some(now + RETRY_MIN);
                 Some(Flush::Waiting(now + RETRY_MIN))
             }
             Err(e) if e.is_unavailable() || matches!(e, DbError::Lost(_)) => {
-                self.in_doubt_asked = 0;
+                self.in_doubt = Some(doubt);
                 Some(self.failed(e, now))
             }
             Err(e) => {
-                self.in_doubt = None;
                 log::warn!(
                     target: target::LUMBERJACK,
                     "cannot ask whether {n} hits were saved ({e}); writing them again"
@@ -614,7 +626,7 @@ impl Lumberjack {
                 }
                 Err(e) => {
                     if matches!(e, DbError::Lost(_)) {
-                        self.in_doubt = txid.map(|id| (id, 1));
+                        self.in_doubt = InDoubt::of(txid, 1);
                     }
                     self.totals.round_trips += u64::from(report.round_trips);
                     self.totals.transactions += u64::from(report.transactions);
@@ -1003,7 +1015,7 @@ mod tests {
         for _ in 0..3 {
             lj.on_message(page("home"));
         }
-        lj.in_doubt = Some((finished_transaction(&tdb, true), 2));
+        lj.in_doubt = InDoubt::of(Some(finished_transaction(&tdb, true)), 2);
         assert!(matches!(lj.flush(&mut db, now), Flush::Written(_)));
         assert_eq!(pages(&tdb), 1, "only the hit after the two in doubt");
         assert_eq!(lj.totals().written_total(), 3);
@@ -1012,13 +1024,13 @@ mod tests {
         for _ in 0..2 {
             lj.on_message(page("home"));
         }
-        lj.in_doubt = Some((finished_transaction(&tdb, false), 2));
+        lj.in_doubt = InDoubt::of(Some(finished_transaction(&tdb, false)), 2);
         assert!(matches!(lj.flush(&mut db, now), Flush::Written(_)));
         assert_eq!(pages(&tdb), 3);
         // Unknown to the server (an id it never gave out is "in the
         // future", an error): written again rather than lost.
         lj.on_message(page("home"));
-        lj.in_doubt = Some((i64::from(i32::MAX), 1));
+        lj.in_doubt = InDoubt::of(Some(i64::from(i32::MAX)), 1);
         assert!(matches!(lj.flush(&mut db, now), Flush::Written(_)));
         assert_eq!(pages(&tdb), 4);
     }
