@@ -24,10 +24,27 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// `n` of them ("4 MiB", "40 inodes").
     fn show(self, n: u64) -> String {
         match self {
             Unit::Bytes => format!("{} MiB", n >> 20),
             Unit::Inodes => format!("{n} inodes"),
+        }
+    }
+
+    /// The verb after [`Unit::show`]: "4 MiB is", "40 inodes are".
+    fn verb(self) -> &'static str {
+        match self {
+            Unit::Bytes => "is",
+            Unit::Inodes => "are",
+        }
+    }
+
+    /// What the disk is when this runs short.
+    fn shortage(self) -> &'static str {
+        match self {
+            Unit::Bytes => "full",
+            Unit::Inodes => "out of inodes",
         }
     }
 }
@@ -107,16 +124,11 @@ impl DiskGuard {
         match self.resume_above {
             None if self.armed && free <= self.low_water => {
                 self.resume_above = Some(self.low_water.saturating_mul(2));
-                Some(DiskAction::Pause(match self.unit {
-                    Unit::Bytes => format!(
-                        "output disk full: only {} free, pausing builds",
-                        self.unit.show(free)
-                    ),
-                    Unit::Inodes => format!(
-                        "output disk out of inodes: only {} free, pausing builds",
-                        self.unit.show(free)
-                    ),
-                }))
+                Some(DiskAction::Pause(format!(
+                    "output disk {}: only {} free, pausing builds",
+                    self.unit.shortage(),
+                    self.unit.show(free)
+                )))
             }
             Some(need) if free > need => {
                 self.resume_above = None;
@@ -141,11 +153,7 @@ impl DiskGuard {
             DiskAction::Pause(format!(
                 "cannot store files ({why}): pausing builds until {} {} free",
                 self.unit.show(need),
-                if self.unit == Unit::Bytes {
-                    "is"
-                } else {
-                    "are"
-                }
+                self.unit.verb()
             ))
         })
     }
